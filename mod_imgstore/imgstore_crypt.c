@@ -1,0 +1,275 @@
+#include "imgstore_crypt.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#define PRK_BYTES 32
+#define AAD_MAX (1 + 2 + IMGSTORE_ID_BYTES + 1 + 255 + 8)
+#define MAX_KEYS 16
+
+/* Labels separate this derivation from the lookup id and from future versions. */
+static const char extract_salt[] = "imgstore v1 extract";
+static const char expand_label[] = "imgstore v1 key";
+
+typedef struct {
+    int key_id;
+    unsigned char prk[PRK_BYTES];
+} keyring_entry_t;
+
+struct imgstore_keyring_t {
+    EVP_KDF *hkdf;
+    EVP_CIPHER *gcm;
+    int nkeys;
+    keyring_entry_t keys[MAX_KEYS];
+};
+
+static apr_status_t keyring_wipe(void *data)
+{
+    imgstore_keyring_t *kr = data;
+
+    OPENSSL_cleanse(kr->keys, sizeof(kr->keys));
+    kr->nkeys = 0;
+    EVP_KDF_free(kr->hkdf);
+    EVP_CIPHER_free(kr->gcm);
+    kr->hkdf = NULL;
+    kr->gcm = NULL;
+    return APR_SUCCESS;
+}
+
+imgstore_keyring_t *imgstore_keyring_create(apr_pool_t *p)
+{
+    imgstore_keyring_t *kr = apr_pcalloc(p, sizeof(*kr));
+
+    /* Fetched once: EVP objects are immutable and safe to share across threads. */
+    kr->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    kr->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    apr_pool_cleanup_register(p, kr, keyring_wipe, apr_pool_cleanup_null);
+    if (kr->hkdf == NULL || kr->gcm == NULL) {
+        return NULL;
+    }
+    return kr;
+}
+
+static int hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len,
+                const unsigned char *salt_or_info, size_t sl, unsigned char out[PRK_BYTES])
+{
+    OSSL_PARAM params[5], *pp = params;
+    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
+    int ok;
+
+    if (kctx == NULL) {
+        return 0;
+    }
+    *pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    *pp++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+    *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
+    *pp++ = OSSL_PARAM_construct_octet_string(mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY
+                                                  ? OSSL_KDF_PARAM_SALT
+                                                  : OSSL_KDF_PARAM_INFO,
+                                              (void *)salt_or_info, sl);
+    *pp = OSSL_PARAM_construct_end();
+    ok = EVP_KDF_derive(kctx, out, PRK_BYTES, params) == 1;
+    EVP_KDF_CTX_free(kctx);
+    return ok;
+}
+
+const char *imgstore_keyring_add(imgstore_keyring_t *kr, int key_id,
+                                 const unsigned char master[IMGSTORE_MASTER_KEY_BYTES])
+{
+    keyring_entry_t *e;
+
+    if (key_id < 1 || key_id > IMGSTORE_KEY_ID_MAX) {
+        return "key id out of range";
+    }
+    if (imgstore_keyring_has(kr, key_id)) {
+        return "duplicate key id";
+    }
+    if (kr->nkeys == MAX_KEYS) {
+        return "too many keys";
+    }
+    e = &kr->keys[kr->nkeys];
+    if (!hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master, IMGSTORE_MASTER_KEY_BYTES,
+              (const unsigned char *)extract_salt, sizeof(extract_salt) - 1, e->prk)) {
+        OPENSSL_cleanse(e->prk, sizeof(e->prk));
+        return "HKDF-Extract failed";
+    }
+    e->key_id = key_id;
+    kr->nkeys++;
+    return NULL;
+}
+
+static const keyring_entry_t *keyring_find(const imgstore_keyring_t *kr, int key_id)
+{
+    int i;
+
+    for (i = 0; i < kr->nkeys; i++) {
+        if (kr->keys[i].key_id == key_id) {
+            return &kr->keys[i];
+        }
+    }
+    return NULL;
+}
+
+int imgstore_keyring_has(const imgstore_keyring_t *kr, int key_id)
+{
+    return keyring_find(kr, key_id) != NULL;
+}
+
+int imgstore_keyring_count(const imgstore_keyring_t *kr)
+{
+    return kr->nkeys;
+}
+
+static int derive_image_key(const imgstore_keyring_t *kr, const keyring_entry_t *e,
+                            const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                            unsigned char key[PRK_BYTES])
+{
+    unsigned char info[sizeof(expand_label) - 1 + 2 + IMGSTORE_TOKEN_BYTES];
+    size_t n = sizeof(expand_label) - 1;
+    int ok;
+
+    memcpy(info, expand_label, n);
+    info[n++] = (unsigned char)(e->key_id >> 8);
+    info[n++] = (unsigned char)(e->key_id & 0xff);
+    memcpy(info + n, token, IMGSTORE_TOKEN_BYTES);
+    ok = hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXPAND_ONLY, e->prk, PRK_BYTES, info, sizeof(info), key);
+    OPENSSL_cleanse(info, sizeof(info));
+    return ok;
+}
+
+/* Serialise the associated data; 0 if the content type does not fit its length byte. */
+static size_t build_aad(const imgstore_aad_t *aad, unsigned char out[AAD_MAX])
+{
+    size_t tlen = strlen(aad->content_type), n = 0;
+    apr_uint64_t exp = (apr_uint64_t)aad->expires_at;
+    int shift;
+
+    if (tlen > 255) {
+        return 0;
+    }
+    out[n++] = IMGSTORE_AAD_VERSION;
+    out[n++] = (unsigned char)(aad->key_id >> 8);
+    out[n++] = (unsigned char)(aad->key_id & 0xff);
+    memcpy(out + n, aad->id, IMGSTORE_ID_BYTES);
+    n += IMGSTORE_ID_BYTES;
+    out[n++] = (unsigned char)tlen;
+    memcpy(out + n, aad->content_type, tlen);
+    n += tlen;
+    for (shift = 56; shift >= 0; shift -= 8) {
+        out[n++] = (unsigned char)(exp >> shift);
+    }
+    return n;
+}
+
+/* One GCM pass; enc selects direction. The tag is written (enc) or checked (!enc). */
+static apr_status_t gcm(const imgstore_keyring_t *kr, int enc, const unsigned char key[PRK_BYTES],
+                        const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *aad,
+                        size_t aad_len, const unsigned char *in, apr_size_t len, unsigned char *out,
+                        unsigned char tag[IMGSTORE_TAG_BYTES])
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    apr_status_t rv = APR_EGENERAL;
+    int outl;
+
+    if (ctx == NULL) {
+        return APR_EGENERAL;
+    }
+    if (EVP_CipherInit_ex2(ctx, kr->gcm, key, nonce, enc, NULL) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1) {
+        goto done;
+    }
+    /* EVP takes int lengths: feed large images in slices. */
+    while (len > 0) {
+        int chunk = len > (apr_size_t)(INT_MAX / 2) ? INT_MAX / 2 : (int)len;
+        if (EVP_CipherUpdate(ctx, out, &outl, in, chunk) != 1) {
+            goto done;
+        }
+        in += chunk;
+        out += chunk;
+        len -= (apr_size_t)chunk;
+    }
+    if (enc) {
+        if (EVP_CipherFinal_ex(ctx, out, &outl) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
+            rv = APR_SUCCESS;
+        }
+    }
+    else {
+        if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMGSTORE_TAG_BYTES, tag) != 1) {
+            goto done;
+        }
+        rv = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? APR_SUCCESS : APR_EINVAL;
+    }
+done:
+    EVP_CIPHER_CTX_free(ctx);
+    return rv;
+}
+
+apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
+                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                           const imgstore_aad_t *aad, unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                           unsigned char *buf, apr_size_t len)
+{
+    const keyring_entry_t *e = keyring_find(kr, aad->key_id);
+    unsigned char key[PRK_BYTES], ad[AAD_MAX];
+    size_t ad_len;
+    apr_status_t rv;
+
+    if (e == NULL) {
+        return APR_NOTFOUND;
+    }
+    ad_len = build_aad(aad, ad);
+    if (ad_len == 0 || RAND_bytes(nonce, IMGSTORE_NONCE_BYTES) != 1 ||
+        !derive_image_key(kr, e, token, key)) {
+        OPENSSL_cleanse(key, sizeof(key));
+        return APR_EGENERAL;
+    }
+    rv = gcm(kr, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rv;
+}
+
+apr_status_t imgstore_open(const imgstore_keyring_t *kr,
+                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                           const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                           const unsigned char *ct, apr_size_t ct_len, unsigned char *out)
+{
+    const keyring_entry_t *e = keyring_find(kr, aad->key_id);
+    unsigned char key[PRK_BYTES], ad[AAD_MAX], tag[IMGSTORE_TAG_BYTES];
+    apr_size_t len;
+    size_t ad_len;
+    apr_status_t rv;
+
+    if (e == NULL) {
+        return APR_NOTFOUND;
+    }
+    if (ct_len < IMGSTORE_TAG_BYTES) {
+        return APR_EINVAL;
+    }
+    len = ct_len - IMGSTORE_TAG_BYTES;
+    /* Copy the tag first: when decrypting in place it would not be overwritten, but be explicit. */
+    memcpy(tag, ct + len, IMGSTORE_TAG_BYTES);
+    ad_len = build_aad(aad, ad);
+    if (ad_len == 0) {
+        return APR_EINVAL;
+    }
+    if (!derive_image_key(kr, e, token, key)) {
+        OPENSSL_cleanse(key, sizeof(key));
+        return APR_EGENERAL;
+    }
+    rv = gcm(kr, 0, key, nonce, ad, ad_len, ct, len, out, tag);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rv != APR_SUCCESS) {
+        /* Never leave unauthenticated plaintext behind. */
+        OPENSSL_cleanse(out, len);
+    }
+    return rv;
+}

@@ -1,0 +1,76 @@
+/*
+ * Streaming multipart/form-data parser (RFC 7578) for one upload.
+ *
+ * Core unit: libc + APR only. Bytes are fed in arbitrary pieces (a boundary
+ * may be split at any offset between two feeds); the parser keeps the data of
+ * the single part named "file" in one growing buffer and discards every other
+ * part. Limits are enforced while streaming, never after the fact.
+ */
+#ifndef IMGSTORE_MULTIPART_H
+#define IMGSTORE_MULTIPART_H
+
+#include <apr_pools.h>
+
+typedef enum {
+    IMGSTORE_MP_OK = 0,            /* more input welcome */
+    IMGSTORE_MP_DONE,              /* closing boundary seen; further input is epilogue */
+    IMGSTORE_MP_ERR_MALFORMED,     /* syntax error (no opening boundary, bad part header...) */
+    IMGSTORE_MP_ERR_HEADER_TOO_BIG,/* one part's header block exceeds max_header_bytes */
+    IMGSTORE_MP_ERR_TOO_MANY_PARTS,
+    IMGSTORE_MP_ERR_NO_FILE,       /* at finish: no part named "file" */
+    IMGSTORE_MP_ERR_DUP_FILE,      /* a second part named "file" */
+    IMGSTORE_MP_ERR_FILE_TOO_BIG,  /* the file part exceeds max_file_bytes */
+    IMGSTORE_MP_ERR_TRUNCATED,     /* at finish: input ended before the closing boundary */
+    IMGSTORE_MP_ERR_NOMEM
+} imgstore_mp_status_e;
+
+typedef struct {
+    apr_size_t max_file_bytes;   /* largest accepted "file" part */
+    apr_size_t max_header_bytes; /* largest header block of one part (default 8192) */
+    int max_parts;               /* most parts in one body (default 16) */
+    apr_size_t size_hint;        /* expected file size (e.g. Content-Length), 0 if unknown */
+    apr_size_t tailroom;         /* spare bytes kept after the file data (room for a GCM tag) */
+} imgstore_mp_limits_t;
+
+typedef struct imgstore_multipart_t imgstore_multipart_t;
+
+/* Longest boundary RFC 2046 allows. */
+#define IMGSTORE_MP_BOUNDARY_MAX 70
+
+/*
+ * Extract the boundary parameter from a Content-Type header value.
+ * Returns NULL and sets *boundary when the value is multipart/form-data
+ * (case-insensitive, parameters in any order, quoted or token boundary,
+ * 1..70 characters); otherwise returns a short human-readable reason.
+ */
+const char *imgstore_multipart_boundary(apr_pool_t *p, const char *content_type,
+                                        const char **boundary);
+
+/*
+ * The parser and its file buffer live until pool p is cleared; the buffer is
+ * malloc'd (grown by doubling, starting from size_hint) and freed by a cleanup on p.
+ */
+imgstore_multipart_t *imgstore_multipart_create(apr_pool_t *p, const char *boundary,
+                                                const imgstore_mp_limits_t *limits);
+
+/* Feed the next piece of the body. Once an error is returned, it is returned forever. */
+imgstore_mp_status_e imgstore_multipart_feed(imgstore_multipart_t *mp, const char *data,
+                                             apr_size_t len);
+
+/* End of input: DONE if the body was complete and held exactly one "file" part. */
+imgstore_mp_status_e imgstore_multipart_finish(imgstore_multipart_t *mp);
+
+/*
+ * The file part's bytes (valid after finish returned DONE). The buffer is
+ * writable and has at least limits->tailroom bytes of capacity after *len,
+ * so the caller may encrypt in place and append a tag.
+ */
+unsigned char *imgstore_multipart_file(imgstore_multipart_t *mp, apr_size_t *len);
+
+/* The filename parameter of the file part, or NULL: informative only, never trusted. */
+const char *imgstore_multipart_filename(imgstore_multipart_t *mp);
+
+/* A short human-readable text for a status, suitable for a JSON error answer. */
+const char *imgstore_multipart_strerror(imgstore_mp_status_e status);
+
+#endif

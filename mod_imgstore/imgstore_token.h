@@ -1,0 +1,39 @@
+/*
+ * The capability token and the database lookup id derived from it.
+ *
+ *   token  = 32 bytes from the OS CSPRNG (never stored, never logged)
+ *   hash   = base64url(token) without padding: 43 characters, canonical
+ *   id     = SHA-256("imgstore v1 id" || token): the row's primary key
+ *
+ * Core unit: libc, APR and OpenSSL only.
+ */
+#ifndef IMGSTORE_TOKEN_H
+#define IMGSTORE_TOKEN_H
+
+#include <apr.h>
+#include <apr_errno.h>
+
+#define IMGSTORE_TOKEN_BYTES 32
+#define IMGSTORE_TOKEN_CHARS 43
+#define IMGSTORE_ID_BYTES 32
+
+/* Fill token with fresh random bytes; APR_SUCCESS or APR_EGENERAL if the CSPRNG failed. */
+apr_status_t imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES]);
+
+/* base64url without padding, NUL-terminated (out has IMGSTORE_TOKEN_CHARS + 1 bytes). */
+void imgstore_token_encode(const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                           char out[IMGSTORE_TOKEN_CHARS + 1]);
+
+/*
+ * Decode a hash of exactly IMGSTORE_TOKEN_CHARS base64url characters whose
+ * unused low bits are zero (so each token has exactly one spelling).
+ * Returns 1 on success, 0 for anything else.
+ */
+int imgstore_token_decode(const char *hash, apr_size_t len,
+                          unsigned char token[IMGSTORE_TOKEN_BYTES]);
+
+/* id = SHA-256("imgstore v1 id" || token) */
+void imgstore_token_id(const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                       unsigned char id[IMGSTORE_ID_BYTES]);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * Directive value parsers and a timestamp formatter. The parsers are strict
+ * on purpose: a typo in a limit ("1.5M", " 5m") must stop the server at
+ * startup rather than silently become some other number.
+ * Core unit: libc + APR only.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include "imgstore_value.h"
+
+#define INT64_MAXIMUM APR_INT64_C(0x7FFFFFFFFFFFFFFF)
+
+/* The latest instant the 20-character format can show: 9999-12-31T23:59:59Z. */
+#define ISO8601_MAX_EPOCH APR_INT64_C(253402300799)
+
+static int ascii_lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+/*
+ * The leading decimal digits of s into *v, *end just past them. Returns
+ * NULL or a reason; no sign or whitespace is skipped (strtoll would).
+ */
+static const char *parse_digits(const char *s, apr_int64_t *v, const char **end)
+{
+    apr_int64_t n = 0;
+
+    if (s == NULL || *s == '\0') {
+        return "empty value";
+    }
+    if (*s < '0' || *s > '9') {
+        return "not a number";
+    }
+    for (; *s >= '0' && *s <= '9'; s++) {
+        int d = *s - '0';
+
+        if (n > (INT64_MAXIMUM - d) / 10) {
+            return "too large";
+        }
+        n = n * 10 + d;
+    }
+    if (*s == '.' || *s == ',') {
+        return "not a whole number";
+    }
+    *v = n;
+    *end = s;
+    return NULL;
+}
+
+static const char *scale(apr_int64_t n, apr_int64_t unit, apr_int64_t *out)
+{
+    if (n > INT64_MAXIMUM / unit) {
+        return "too large";
+    }
+    *out = n * unit;
+    return NULL;
+}
+
+/* Reasons are static strings (there is no pool to format into) and the glue
+ * quotes the whole value anyway, so they name the accepted units instead. */
+#define SIZE_UNIT_ERROR "unknown unit (use K, M or G, optionally with B or iB)"
+#define DURATION_UNIT_ERROR "unknown unit (use s, m or h)"
+
+const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
+{
+    apr_int64_t n, unit = 1;
+    const char *u;
+    const char *err = parse_digits(s, &n, &u);
+
+    if (err) {
+        return err;
+    }
+    if (*u != '\0') {
+        switch (ascii_lower((unsigned char)*u)) {
+            case 'k':
+                unit = APR_INT64_C(1) << 10;
+                break;
+            case 'm':
+                unit = APR_INT64_C(1) << 20;
+                break;
+            case 'g':
+                unit = APR_INT64_C(1) << 30;
+                break;
+            default:
+                return SIZE_UNIT_ERROR;
+        }
+        u++;
+        if (ascii_lower((unsigned char)u[0]) == 'i' && ascii_lower((unsigned char)u[1]) == 'b') {
+            u += 2;
+        } else if (ascii_lower((unsigned char)u[0]) == 'b') {
+            u++;
+        }
+        if (*u != '\0') {
+            return SIZE_UNIT_ERROR;
+        }
+    }
+    return scale(n, unit, bytes);
+}
+
+const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds)
+{
+    apr_int64_t n, unit = 1;
+    const char *u;
+    const char *err = parse_digits(s, &n, &u);
+
+    if (err) {
+        return err;
+    }
+    if (*u != '\0') {
+        switch (ascii_lower((unsigned char)*u)) {
+            case 's':
+                unit = 1;
+                break;
+            case 'm':
+                unit = 60;
+                break;
+            case 'h':
+                unit = 3600;
+                break;
+            default:
+                return DURATION_UNIT_ERROR;
+        }
+        if (u[1] != '\0') {
+            return DURATION_UNIT_ERROR;
+        }
+    }
+    return scale(n, unit, seconds);
+}
+
+void imgstore_format_iso8601(char *buf, apr_int64_t epoch_seconds)
+{
+    apr_time_exp_t tm;
+
+    /* Clamped so that the result always has exactly 20 characters and
+     * apr_time_from_sec cannot overflow. */
+    if (epoch_seconds < 0) {
+        epoch_seconds = 0;
+    } else if (epoch_seconds > ISO8601_MAX_EPOCH) {
+        epoch_seconds = ISO8601_MAX_EPOCH;
+    }
+    apr_time_exp_gmt(&tm, apr_time_from_sec(epoch_seconds));
+    apr_snprintf(buf, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}

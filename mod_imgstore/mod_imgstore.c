@@ -1,0 +1,68 @@
+/*
+ * mod_imgstore: a temporary, encrypted image store as an httpd content handler.
+ * This file holds the module record and the process-level hooks; see
+ * mod_imgstore.h for how the glue is divided.
+ */
+#include "mod_imgstore.h"
+
+#include <http_core.h>
+#include <http_main.h>
+#include <mod_watchdog.h>
+
+#include <apr_optional.h>
+
+apr_int64_t imgstore_now(void)
+{
+    return (apr_int64_t)apr_time_sec(apr_time_now());
+}
+
+static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                server_rec *s)
+{
+    /* httpd reads the config twice at startup; keys and checks count on the real pass. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_init(pconf, s)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv = apr_thread_mutex_create(&imgstore_globals.mutex, APR_THREAD_MUTEX_DEFAULT,
+                                              pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, IMGLOGNO(00060) "cannot create a mutex");
+        return;
+    }
+    imgstore_globals.db_retry_at = 0;
+    imgstore_globals.schema_ok = 0;
+    imgstore_globals.schema_retry_at = 0;
+    imgstore_globals.next_request_cleanup = 0;
+    imgstore_globals.cleanup_running = 0;
+    imgstore_cleanup_child_init(pchild, s);
+}
+
+
+static void imgstore_register_hooks(apr_pool_t *p)
+{
+    static const char *const after_dbd[] = {"mod_dbd.c", NULL};
+
+    ap_hook_post_config(imgstore_post_config, after_dbd, NULL, APR_HOOK_MIDDLE);
+    /* mod_dbd builds its connection pools in its own child_init: run after it. */
+    ap_hook_child_init(imgstore_child_init, after_dbd, NULL, APR_HOOK_MIDDLE);
+    imgstore_register_handler_hooks();
+}
+
+AP_DECLARE_MODULE(imgstore) = {
+    STANDARD20_MODULE_STUFF,
+    imgstore_create_dir_conf,
+    imgstore_merge_dir_conf,
+    imgstore_create_srv_conf,
+    imgstore_merge_srv_conf,
+    imgstore_cmds,
+    imgstore_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

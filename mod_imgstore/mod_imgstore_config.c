@@ -1,0 +1,393 @@
+/* Directives, config create/merge, and loading the master keys at startup. */
+#include "mod_imgstore.h"
+
+#include <http_core.h>
+#include <http_main.h>
+#include <mpm_common.h>
+#include <unixd.h>
+
+#include <apr_strings.h>
+#include <apr_uri.h>
+
+#include <openssl/crypto.h>
+
+#include "imgstore_keyfile.h"
+#include "imgstore_sniff.h"
+#include "imgstore_value.h"
+
+#define TTL_MAX (30 * 24 * 3600)
+#define MAX_SIZE_MAX ((apr_int64_t)1 << 30)
+#define CLEANUP_INTERVAL_MAX (24 * 3600)
+
+imgstore_globals_t imgstore_globals;
+
+void *imgstore_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    imgstore_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->key_files = apr_array_make(p, 2, sizeof(imgstore_key_file_t));
+    sc->active_key = IMGSTORE_UNSET;
+    sc->cleanup_interval = IMGSTORE_UNSET;
+    sc->max_total = IMGSTORE_UNSET;
+    return sc;
+}
+
+void *imgstore_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    imgstore_srv_conf_t *base = basev, *add = addv, *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->key_files = apr_array_append(p, base->key_files, add->key_files);
+    sc->active_key = add->active_key != IMGSTORE_UNSET ? add->active_key : base->active_key;
+    sc->cleanup_interval = add->cleanup_interval != IMGSTORE_UNSET ? add->cleanup_interval
+                                                                   : base->cleanup_interval;
+    sc->max_total = add->max_total != IMGSTORE_UNSET ? add->max_total : base->max_total;
+    return sc;
+}
+
+void *imgstore_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    imgstore_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+
+    dc->mounts = apr_array_make(p, 1, sizeof(const char *));
+    /* A section's path is a candidate mount; the server level (dir NULL) is none. */
+    if (dir != NULL) {
+        APR_ARRAY_PUSH(dc->mounts, const char *) = apr_pstrdup(p, dir);
+    }
+    dc->ttl = IMGSTORE_UNSET;
+    dc->max_size = IMGSTORE_UNSET;
+    dc->allow_types = IMGSTORE_UNSET;
+    return dc;
+}
+
+void *imgstore_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    imgstore_dir_conf_t *base = basev, *add = addv, *dc = apr_pcalloc(p, sizeof(*dc));
+
+    dc->mounts = apr_array_append(p, base->mounts, add->mounts);
+    dc->ttl = add->ttl != IMGSTORE_UNSET ? add->ttl : base->ttl;
+    dc->max_size = add->max_size != IMGSTORE_UNSET ? add->max_size : base->max_size;
+    dc->allow_types = add->allow_types != IMGSTORE_UNSET ? add->allow_types : base->allow_types;
+    dc->base_url = add->base_url ? add->base_url : base->base_url;
+    return dc;
+}
+
+apr_int64_t imgstore_conf_ttl(const imgstore_dir_conf_t *dc)
+{
+    return dc->ttl != IMGSTORE_UNSET ? dc->ttl : IMGSTORE_DEFAULT_TTL;
+}
+
+apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc)
+{
+    return dc->max_size != IMGSTORE_UNSET ? dc->max_size : IMGSTORE_DEFAULT_MAX_SIZE;
+}
+
+int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc)
+{
+    return dc->allow_types != IMGSTORE_UNSET ? dc->allow_types : (int)IMGSTORE_TYPES_DEFAULT;
+}
+
+/*
+ * Per-mount directives belong in <Location> or at server level: routes are
+ * relative to a URL prefix, which <Directory>, <Files>, regex sections and
+ * .htaccess do not give.
+ */
+static const char *check_mount_context(cmd_parms *cmd)
+{
+    const ap_directive_t *d;
+
+    for (d = cmd->directive ? cmd->directive->parent : NULL; d != NULL; d = d->parent) {
+        const char *name = d->directive;
+        if (!strcasecmp(name, "<LocationMatch") || !strcasecmp(name, "<Directory") ||
+            !strcasecmp(name, "<DirectoryMatch") || !strcasecmp(name, "<Files") ||
+            !strcasecmp(name, "<FilesMatch") ||
+            (!strcasecmp(name, "<Location") && d->args && d->args[0] == '~')) {
+            return apr_psprintf(cmd->pool, "%s is not allowed in %s>: use <Location> or the "
+                                            "server level",
+                                cmd->cmd->name, name);
+        }
+    }
+    return NULL;
+}
+
+static const char *bad_value(cmd_parms *cmd, const char *value, const char *why)
+{
+    return apr_psprintf(cmd->pool, "%s: invalid value '%s': %s", cmd->cmd->name, value, why);
+}
+
+static const char *parse_key_id(cmd_parms *cmd, const char *arg, int *key_id)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || v < 1 || v > IMGSTORE_KEY_ID_MAX) {
+        return bad_value(cmd, arg, apr_psprintf(cmd->pool, "a key id is an integer from 1 to %d",
+                                                IMGSTORE_KEY_ID_MAX));
+    }
+    *key_id = (int)v;
+    return NULL;
+}
+
+static const char *set_key_file(cmd_parms *cmd, void *dummy, const char *path, const char *id)
+{
+    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    imgstore_key_file_t *kf;
+
+    if (err != NULL) {
+        return err;
+    }
+    kf = apr_array_push(sc->key_files);
+    kf->path = ap_server_root_relative(cmd->pool, path);
+    kf->key_id = 0;
+    if (kf->path == NULL) {
+        return bad_value(cmd, path, "not a valid path");
+    }
+    return id ? parse_key_id(cmd, id, &kf->key_id) : NULL;
+}
+
+static const char *set_active_key(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    return err ? err : parse_key_id(cmd, arg, &sc->active_key);
+}
+
+static const char *set_cleanup_interval(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t v;
+
+    if (err != NULL) {
+        return err;
+    }
+    if ((err = imgstore_parse_duration(arg, &v)) != NULL) {
+        return bad_value(cmd, arg, err);
+    }
+    if (v < 1 || v > CLEANUP_INTERVAL_MAX) {
+        return bad_value(cmd, arg, "must be from 1s to 24h");
+    }
+    sc->cleanup_interval = v;
+    return NULL;
+}
+
+static const char *set_max_total(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t v;
+
+    if (err != NULL) {
+        return err;
+    }
+    if (!strcasecmp(arg, "off")) {
+        sc->max_total = 0;
+        return NULL;
+    }
+    if ((err = imgstore_parse_size(arg, &v)) != NULL) {
+        return bad_value(cmd, arg, err);
+    }
+    if (v < 1) {
+        return bad_value(cmd, arg, "must be a size above zero, or off");
+    }
+    sc->max_total = v;
+    return NULL;
+}
+
+static const char *set_ttl(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    imgstore_dir_conf_t *dc = dcv;
+    const char *err = check_mount_context(cmd);
+    apr_int64_t v;
+
+    if (err != NULL) {
+        return err;
+    }
+    if ((err = imgstore_parse_duration(arg, &v)) != NULL) {
+        return bad_value(cmd, arg, err);
+    }
+    if (v < 1 || v > TTL_MAX) {
+        return bad_value(cmd, arg, "must be from 1s to 720h");
+    }
+    dc->ttl = v;
+    return NULL;
+}
+
+static const char *set_max_size(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    imgstore_dir_conf_t *dc = dcv;
+    const char *err = check_mount_context(cmd);
+    apr_int64_t v;
+
+    if (err != NULL) {
+        return err;
+    }
+    if ((err = imgstore_parse_size(arg, &v)) != NULL) {
+        return bad_value(cmd, arg, err);
+    }
+    if (v < 1 || v > MAX_SIZE_MAX) {
+        return bad_value(cmd, arg, "must be from 1 byte to 1G");
+    }
+    dc->max_size = v;
+    return NULL;
+}
+
+static const char *set_allow_types(cmd_parms *cmd, void *dcv, const char *args)
+{
+    imgstore_dir_conf_t *dc = dcv;
+    const char *err = check_mount_context(cmd);
+    int mask = 0;
+
+    if (err != NULL) {
+        return err;
+    }
+    while (*args) {
+        const char *word = ap_getword_conf(cmd->temp_pool, &args);
+        imgstore_type_e t;
+
+        if (*word == '\0') {
+            break;
+        }
+        t = imgstore_type_parse(word);
+        if (t == IMGSTORE_TYPE_NONE) {
+            return bad_value(cmd, word,
+                             !strcasecmp(word, "svg") || !strcasecmp(word, "image/svg+xml")
+                                 ? "SVG is a script-capable document and is never accepted"
+                                 : "known types are jpeg, png, gif, webp, avif, bmp");
+        }
+        mask |= (int)IMGSTORE_TYPE_BIT(t);
+    }
+    if (mask == 0) {
+        return apr_psprintf(cmd->pool, "%s needs at least one type", cmd->cmd->name);
+    }
+    dc->allow_types = mask;
+    return NULL;
+}
+
+static const char *set_base_url(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    imgstore_dir_conf_t *dc = dcv;
+    const char *err = check_mount_context(cmd);
+    apr_uri_t uri;
+    apr_size_t len = strlen(arg);
+
+    if (err != NULL) {
+        return err;
+    }
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || uri.scheme == NULL ||
+        (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https")) ||
+        uri.hostname == NULL || *uri.hostname == '\0' || uri.query || uri.fragment ||
+        uri.user || uri.password) {
+        return bad_value(cmd, arg, "must be an absolute http:// or https:// URL without query, "
+                                   "fragment or credentials");
+    }
+    while (len > 0 && arg[len - 1] == '/') {
+        len--;
+    }
+    dc->base_url = apr_pstrmemdup(cmd->pool, arg, len);
+    return NULL;
+}
+
+const command_rec imgstore_cmds[] = {
+    AP_INIT_TAKE12("ImgStoreKeyFile", set_key_file, NULL, RSRC_CONF,
+                   "A master key file (32 raw bytes or 64 hex digits, mode 0400) and its "
+                   "numeric key id"),
+    AP_INIT_TAKE1("ImgStoreActiveKey", set_active_key, NULL, RSRC_CONF,
+                  "The key id that encrypts new images"),
+    AP_INIT_TAKE1("ImgStoreCleanupInterval", set_cleanup_interval, NULL, RSRC_CONF,
+                  "How often expired images are deleted (duration, default 60s)"),
+    AP_INIT_TAKE1("ImgStoreMaxTotal", set_max_total, NULL, RSRC_CONF,
+                  "Upper bound on the bytes of live images stored (size or off, default off)"),
+    AP_INIT_TAKE1("ImgStoreTTL", set_ttl, NULL, RSRC_CONF | ACCESS_CONF,
+                  "How long an image can be fetched after upload (duration, default 5m)"),
+    AP_INIT_TAKE1("ImgStoreMaxSize", set_max_size, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Largest accepted image (size, default 10M)"),
+    AP_INIT_RAW_ARGS("ImgStoreAllowTypes", set_allow_types, NULL, RSRC_CONF | ACCESS_CONF,
+                     "Image types accepted: jpeg png gif webp avif bmp (default all of them)"),
+    AP_INIT_TAKE1("ImgStoreBaseURL", set_base_url, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Public URL of the mount, for image URLs behind a reverse proxy"),
+    {NULL}};
+
+static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc)
+{
+    uid_t server_uid = ap_unixd_config.user_id;
+    int i;
+
+    imgstore_globals.keyring = imgstore_keyring_create(pconf);
+    if (imgstore_globals.keyring == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     IMGLOGNO(00001) "OpenSSL lacks HKDF or AES-256-GCM; cannot start");
+        return 0;
+    }
+    if (sc->key_files->nelts > 1) {
+        for (i = 0; i < sc->key_files->nelts; i++) {
+            if (APR_ARRAY_IDX(sc->key_files, i, imgstore_key_file_t).key_id == 0) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                             IMGLOGNO(00002) "ImgStoreKeyFile: with several key files, give each "
+                                             "one its key id (ImgStoreKeyFile path id)");
+                return 0;
+            }
+        }
+    }
+    for (i = 0; i < sc->key_files->nelts; i++) {
+        const imgstore_key_file_t *kf = &APR_ARRAY_IDX(sc->key_files, i, imgstore_key_file_t);
+        unsigned char master[IMGSTORE_MASTER_KEY_BYTES];
+        int key_id = kf->key_id ? kf->key_id : 1;
+        const char *err = imgstore_keyfile_load(pconf, kf->path, server_uid, master);
+
+        if (err == NULL) {
+            err = imgstore_keyring_add(imgstore_globals.keyring, key_id, master);
+        }
+        OPENSSL_cleanse(master, sizeof(master));
+        if (err != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         IMGLOGNO(00003) "ImgStoreKeyFile %s (key id %d) %s", kf->path, key_id,
+                         err);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    const imgstore_srv_conf_t *sc = ap_get_module_config(s->module_config, &imgstore_module);
+
+    memset(&imgstore_globals, 0, sizeof(imgstore_globals));
+    if (!load_keys(pconf, s, sc)) {
+        return 0;
+    }
+    imgstore_globals.cleanup_interval = sc->cleanup_interval != IMGSTORE_UNSET
+                                            ? sc->cleanup_interval
+                                            : IMGSTORE_DEFAULT_CLEANUP_INTERVAL;
+    imgstore_globals.max_total = sc->max_total != IMGSTORE_UNSET ? sc->max_total : 0;
+    imgstore_globals.active_key = sc->active_key;
+    if (sc->key_files->nelts == 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     IMGLOGNO(00004) "no ImgStoreKeyFile configured: the imgstore handler will "
+                                     "answer 500 until one is");
+        imgstore_globals.active_key = 0;
+        return 1;
+    }
+    if (imgstore_globals.active_key == IMGSTORE_UNSET) {
+        if (sc->key_files->nelts > 1) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         IMGLOGNO(00005) "several ImgStoreKeyFile keys: say which one encrypts "
+                                         "new images with ImgStoreActiveKey");
+            return 0;
+        }
+        imgstore_globals.active_key =
+            APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
+                ? APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
+                : 1;
+    }
+    if (!imgstore_keyring_has(imgstore_globals.keyring, imgstore_globals.active_key)) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     IMGLOGNO(00006) "ImgStoreActiveKey %d names no key loaded by "
+                                     "ImgStoreKeyFile",
+                     imgstore_globals.active_key);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,181 @@
+/*
+ * Database access through mod_dbd's pool: one connection per statement,
+ * given back at once (ap_dbd_open/ap_dbd_close, never ap_dbd_acquire, which
+ * would hold it until the whole answer has reached a possibly slow client).
+ */
+#include "mod_imgstore.h"
+
+#include <apr_dbd.h>
+#include <apr_optional.h>
+#include <apr_strings.h>
+#include <mod_dbd.h>
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close;
+
+int imgstore_db_init(apr_pool_t *pconf, server_rec *s)
+{
+    dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    if (dbd_open == NULL || dbd_close == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     IMGLOGNO(00010) "mod_dbd is not loaded: LoadModule dbd_module and configure "
+                                     "DBDriver pgsql / DBDParams");
+        return 0;
+    }
+    return 1;
+}
+
+/* Another thread of this child saw the database down: answer 503 without trying. */
+static int db_known_down(void)
+{
+    apr_time_t now = apr_time_now();
+    int down;
+
+    apr_thread_mutex_lock(imgstore_globals.mutex);
+    down = now < imgstore_globals.db_retry_at;
+    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    return down;
+}
+
+/* Start the back-off; the first thread to notice logs one line for the whole period. */
+static void db_mark_down(server_rec *s, const char *why)
+{
+    apr_time_t now = apr_time_now();
+    int log = 0;
+
+    apr_thread_mutex_lock(imgstore_globals.mutex);
+    if (now >= imgstore_globals.db_retry_at) {
+        imgstore_globals.db_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        log = 1;
+    }
+    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    if (log) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     IMGLOGNO(00011) "database unavailable (%s); answering 503 and trying "
+                                     "again in %ds",
+                     why, IMGSTORE_DB_RETRY_SECONDS);
+    }
+}
+
+/* The schema check runs once per child when it succeeds, and at most every retry period if not. */
+static imgstore_store_status_e check_schema(server_rec *s, PGconn *conn, apr_pool_t *p,
+                                            const char **err)
+{
+    apr_time_t now = apr_time_now();
+    imgstore_store_status_e st;
+    int ok, version = 0, log = 0;
+
+    apr_thread_mutex_lock(imgstore_globals.mutex);
+    ok = imgstore_globals.schema_ok;
+    if (!ok && now < imgstore_globals.schema_retry_at) {
+        apr_thread_mutex_unlock(imgstore_globals.mutex);
+        *err = "database schema is not up to date";
+        return IMGSTORE_STORE_SCHEMA;
+    }
+    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    if (ok) {
+        return IMGSTORE_STORE_OK;
+    }
+
+    st = imgstore_store_schema_version(conn, p, &version, err);
+    if (st == IMGSTORE_STORE_OK && version < IMGSTORE_SCHEMA_VERSION) {
+        st = IMGSTORE_STORE_SCHEMA;
+        *err = apr_psprintf(p, "schema version %d, this module needs %d", version,
+                            IMGSTORE_SCHEMA_VERSION);
+    }
+    if (st == IMGSTORE_STORE_CONN) {
+        return st;
+    }
+    apr_thread_mutex_lock(imgstore_globals.mutex);
+    if (st == IMGSTORE_STORE_OK) {
+        imgstore_globals.schema_ok = 1;
+    }
+    else if (now >= imgstore_globals.schema_retry_at) {
+        imgstore_globals.schema_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        log = 1;
+    }
+    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    if (log) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     IMGLOGNO(00012) "database schema is behind (%s): run sql/imgstore-migrate "
+                                     "against the database; answering 503 until then",
+                     *err);
+        st = IMGSTORE_STORE_SCHEMA;
+    }
+    return st;
+}
+
+/*
+ * A pooled connection whose server went away still says CONNECTION_OK until
+ * it is used; reading what is pending (never blocks) reveals the EOF, and a
+ * reset then reconnects before any statement is wasted on it.
+ */
+static PGconn *live_conn(ap_dbd_t *dbd)
+{
+    PGconn *conn;
+
+    if (strcmp(apr_dbd_name(dbd->driver), "pgsql") != 0) {
+        return NULL;
+    }
+    conn = apr_dbd_native_handle(dbd->driver, dbd->handle);
+    if (conn == NULL) {
+        return NULL;
+    }
+    if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK) {
+        PQreset(conn);
+        if (PQstatus(conn) != CONNECTION_OK) {
+            return NULL;
+        }
+    }
+    return conn;
+}
+
+imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_fn *op,
+                                        void *baton, const char **err)
+{
+    imgstore_store_status_e st = IMGSTORE_STORE_CONN;
+    int attempt;
+
+    *err = "database unavailable";
+    if (db_known_down()) {
+        return IMGSTORE_STORE_CONN;
+    }
+    for (attempt = 0; attempt < 2; attempt++) {
+        ap_dbd_t *dbd = dbd_open(p, s);
+        PGconn *conn;
+
+        if (dbd == NULL) {
+            db_mark_down(s, "no connection from mod_dbd's pool; see its error above");
+            *err = "database unavailable";
+            return IMGSTORE_STORE_CONN;
+        }
+        conn = live_conn(dbd);
+        if (conn == NULL) {
+            dbd_close(s, dbd);
+            if (strcmp(apr_dbd_name(dbd->driver), "pgsql") != 0) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                             IMGLOGNO(00013) "DBDriver is %s: mod_imgstore needs pgsql",
+                             apr_dbd_name(dbd->driver));
+                *err = "database driver is not pgsql";
+                return IMGSTORE_STORE_ERROR;
+            }
+            db_mark_down(s, "cannot reconnect");
+            *err = "database unavailable";
+            return IMGSTORE_STORE_CONN;
+        }
+        st = check_schema(s, conn, p, err);
+        if (st == IMGSTORE_STORE_OK) {
+            st = op(conn, p, baton, err);
+        }
+        dbd_close(s, dbd);
+        if (st != IMGSTORE_STORE_CONN) {
+            return st;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     IMGLOGNO(00014) "database connection broken (%s); %s", *err,
+                     attempt == 0 ? "retrying on a fresh one" : "giving up");
+    }
+    db_mark_down(s, *err);
+    return st;
+}

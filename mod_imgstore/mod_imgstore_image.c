@@ -1,0 +1,136 @@
+/*
+ * GET/HEAD /image/<hash>: find the row by the token's id, decrypt and verify
+ * the whole image before the status line or any header is sent.
+ */
+#include "mod_imgstore.h"
+
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include <apr_strings.h>
+
+#include <openssl/crypto.h>
+
+#include "imgstore_sniff.h"
+#include "imgstore_token.h"
+
+typedef struct {
+    const unsigned char *token;
+    const unsigned char *id;
+    apr_int64_t now;
+    apr_int64_t max_ciphertext;
+    /* out */
+    unsigned char *plain;
+    apr_size_t plain_len;
+    const char *content_type;
+    apr_int64_t expires_at;
+    apr_status_t open_rv;
+    int key_id;
+} fetch_baton_t;
+
+/*
+ * Runs while the connection is borrowed: fetch, then decrypt straight out of
+ * the result into the answer's buffer, so the result is freed before the
+ * connection goes back and before a byte is written to the client.
+ */
+static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton,
+                                        const char **err)
+{
+    fetch_baton_t *b = baton;
+    imgstore_row_t row;
+    imgstore_aad_t aad;
+    PGresult *res = NULL;
+    imgstore_store_status_e st;
+
+    st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &res, &row, err);
+    if (st != IMGSTORE_STORE_OK) {
+        return st;
+    }
+    b->key_id = row.key_id;
+    b->expires_at = row.expires_at;
+    b->content_type = apr_pstrdup(p, row.content_type);
+    b->plain_len = row.ciphertext_len >= IMGSTORE_TAG_BYTES
+                       ? row.ciphertext_len - IMGSTORE_TAG_BYTES
+                       : 0;
+    /* malloc'd: handed to a heap bucket, which frees it once written. */
+    b->plain = malloc(b->plain_len ? b->plain_len : 1);
+    if (b->plain == NULL) {
+        PQclear(res);
+        *err = "out of memory";
+        return IMGSTORE_STORE_ERROR;
+    }
+    aad.key_id = row.key_id;
+    aad.id = b->id;
+    aad.content_type = row.content_type;
+    aad.expires_at = row.expires_at;
+    b->open_rv = imgstore_open(imgstore_globals.keyring, b->token, &aad, row.nonce,
+                               row.ciphertext, row.ciphertext_len, b->plain);
+    PQclear(res);
+    return IMGSTORE_STORE_OK;
+}
+
+int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const char *hash)
+{
+    unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES];
+    fetch_baton_t b;
+    apr_bucket_brigade *bb;
+    const char *err = NULL;
+    imgstore_store_status_e st;
+
+    /* Malformed, unknown and expired are the same answer on purpose. */
+    if (!imgstore_token_decode(hash, strlen(hash), token)) {
+        return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
+    }
+    imgstore_token_id(token, id);
+    memset(&b, 0, sizeof(b));
+    b.token = token;
+    b.id = id;
+    b.now = imgstore_now();
+    b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
+    st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
+    OPENSSL_cleanse(token, sizeof(token));
+    if (st == IMGSTORE_STORE_NOTFOUND) {
+        return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
+    }
+    if (st != IMGSTORE_STORE_OK) {
+        return imgstore_send_db_error(r, st, err);
+    }
+    if (b.open_rv != APR_SUCCESS) {
+        free(b.plain);
+        if (b.open_rv == APR_NOTFOUND) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          IMGLOGNO(00040) "image sealed with key id %d, which no "
+                                          "ImgStoreKeyFile provides",
+                          b.key_id);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          IMGLOGNO(00041) "image failed authentication (key id %d): the row was "
+                                          "altered or the key file is wrong",
+                          b.key_id);
+        }
+        return imgstore_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+    }
+    /* The expiry is authenticated now; check it against the clock once more. */
+    if (b.expires_at <= imgstore_now() || imgstore_type_from_mime(b.content_type) ==
+                                              IMGSTORE_TYPE_NONE) {
+        free(b.plain);
+        return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
+    }
+
+    ap_set_content_type(r, b.content_type);
+    imgstore_security_headers(r);
+    apr_table_setn(r->headers_out, "Content-Security-Policy", "default-src 'none'; sandbox");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
+    ap_set_content_length(r, (apr_off_t)b.plain_len);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if (!r->header_only && b.plain_len > 0) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create((const char *)b.plain, b.plain_len,
+                                                           free, r->connection->bucket_alloc));
+    }
+    else {
+        free(b.plain);
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
+    return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+}
