@@ -58,8 +58,9 @@ static void buf_addc(json_buf *b, char c)
 
 /*
  * Length of the well-formed UTF-8 sequence at s (1-4), or 0 when it is not
- * one. Overlong forms, surrogates and code points above U+10FFFF are not
- * well-formed (RFC 3629), which is what the second byte's range encodes.
+ * one, with *bad_len then the number of bytes one U+FFFD replaces. Overlong
+ * forms, surrogates and code points above U+10FFFF are not well-formed
+ * (RFC 3629), which is what the second byte's range encodes.
  */
 static apr_size_t utf8_seq_len(const unsigned char *s, apr_size_t n, apr_size_t *bad_len)
 {

@@ -65,6 +65,8 @@ const char *imgstore_keyfile_load(apr_pool_t *p, const char *path, uid_t allowed
     size_t n = 0;
     int fd;
 
+    /* Whatever happens below, the caller never sees a partial key. */
+    memset(key, 0, IMGSTORE_MASTER_KEY_BYTES);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         return apr_psprintf(p, "cannot be opened: %s", strerror(errno));

@@ -3,10 +3,13 @@
  *
  * Decisions a caller or reviewer must know:
  *
- * - Delimiter search is a KMP automaton over "\r\n--" boundary. Only the
- *   number of delimiter bytes matched so far is kept between feeds: those
- *   bytes are by definition a prefix of the delimiter, so no input is ever
- *   copied for lookbehind and a boundary may be split at any offset.
+ * - Delimiter search keeps only the number of bytes of "\r\n--" boundary
+ *   matched so far: those bytes are by definition a prefix of the delimiter,
+ *   so no input is ever copied for lookbehind and a boundary may be split at
+ *   any offset. As a boundary holds no CR, a CR occurs in the delimiter only
+ *   at its start, so after a mismatch no later start can hide inside the
+ *   partial match: the whole of it is data and matching resumes at the byte
+ *   that broke it (KMP with an all-zero failure table).
  *
  * - Part headers must use CRLF. A bare LF or a bare CR in a header block is
  *   MALFORMED: curl, browsers and Python requests all send CRLF, and a part
@@ -55,7 +58,7 @@
 #define MP_DEFAULT_MAX_HEADER 8192
 #define MP_DEFAULT_MAX_PARTS 16
 /* Avoid a string of tiny reallocations when no size hint is given. */
-#define MP_MIN_CAPACITY 1024
+#define MP_MIN_CAPACITY 256
 #define MP_DELIM_MAX (4 + IMGSTORE_MP_BOUNDARY_MAX)
 
 typedef enum {
@@ -78,10 +81,9 @@ struct imgstore_multipart_t {
 
     unsigned char delim[MP_DELIM_MAX];
     apr_size_t dlen;
-    apr_size_t fail[MP_DELIM_MAX + 1]; /* KMP: longest proper border of delim[0..m) */
-    apr_size_t match;                  /* delimiter bytes matched so far */
-    apr_size_t phantom;                /* leading matched bytes implied, not part of the data */
-    apr_size_t preamble;               /* preamble bytes discarded */
+    apr_size_t match;    /* delimiter bytes matched so far */
+    apr_size_t phantom;  /* leading matched bytes implied, not part of the data */
+    apr_size_t preamble; /* preamble bytes discarded */
 
     int nparts;
     int in_file;
@@ -253,12 +255,13 @@ static imgstore_mp_status_e emit(imgstore_multipart_t *mp, const unsigned char *
     return file_append(mp, b, n);
 }
 
-/* The first k matched bytes fell out of the match; they equal delim[0..k). */
-static imgstore_mp_status_e emit_prefix(imgstore_multipart_t *mp, apr_size_t k)
+/* A partial match broke: the bytes matched so far, delim[0..match), are data after all. */
+static imgstore_mp_status_e emit_partial(imgstore_multipart_t *mp)
 {
-    apr_size_t skip = k < mp->phantom ? k : mp->phantom;
+    apr_size_t skip = mp->phantom, k = mp->match;
 
-    mp->phantom -= skip;
+    mp->match = 0;
+    mp->phantom = 0;
     if (k > skip) {
         return emit(mp, mp->delim + skip, k - skip);
     }
@@ -295,19 +298,14 @@ static imgstore_mp_status_e scan(imgstore_multipart_t *mp, const unsigned char *
             continue;
         }
         c = d[i];
-        while (mp->match > 0 && mp->delim[mp->match] != c) {
-            apr_size_t f = mp->fail[mp->match];
-
-            if ((st = emit_prefix(mp, mp->match - f)) != IMGSTORE_MP_OK) {
+        if (mp->delim[mp->match] != c) {
+            /* Not consumed: c may start the next delimiter. */
+            if ((st = emit_partial(mp)) != IMGSTORE_MP_OK) {
                 return st;
             }
-            mp->match = f;
+            continue;
         }
-        if (mp->delim[mp->match] == c) {
-            mp->match++;
-        } else if ((st = emit(mp, &c, 1)) != IMGSTORE_MP_OK) {
-            return st;
-        }
+        mp->match++;
         i++;
         if (mp->match == mp->dlen) {
             *found = 1;
@@ -523,7 +521,6 @@ imgstore_multipart_t *imgstore_multipart_create(apr_pool_t *p, const char *bound
 {
     imgstore_multipart_t *mp = apr_pcalloc(p, sizeof(*mp));
     apr_size_t blen = boundary ? strlen(boundary) : 0;
-    apr_size_t m, k;
 
     mp->pool = p;
     if (limits) {
@@ -539,7 +536,10 @@ imgstore_multipart_t *imgstore_multipart_create(apr_pool_t *p, const char *bound
     mp->hdr = apr_palloc(p, mp->lim.max_header_bytes);
     apr_pool_cleanup_register(p, mp, mp_cleanup, apr_pool_cleanup_null);
 
-    /* A boundary not vetted by imgstore_multipart_boundary cannot frame anything safely. */
+    /*
+     * Only the length and the absence of CR/LF matter to the framing (see
+     * top); imgstore_multipart_boundary is stricter.
+     */
     if (blen == 0 || blen > IMGSTORE_MP_BOUNDARY_MAX || strpbrk(boundary, "\r\n")) {
         mp->state = ST_FAILED;
         mp->error = IMGSTORE_MP_ERR_MALFORMED;
@@ -548,16 +548,6 @@ imgstore_multipart_t *imgstore_multipart_create(apr_pool_t *p, const char *bound
     memcpy(mp->delim, "\r\n--", 4);
     memcpy(mp->delim + 4, boundary, blen);
     mp->dlen = 4 + blen;
-    mp->fail[0] = mp->fail[1] = 0;
-    for (m = 1, k = 0; m < mp->dlen; m++) {
-        while (k > 0 && mp->delim[m] != mp->delim[k]) {
-            k = mp->fail[k];
-        }
-        if (mp->delim[m] == mp->delim[k]) {
-            k++;
-        }
-        mp->fail[m + 1] = k;
-    }
     /* The body may open with "--boundary": act as if a CRLF preceded it. */
     mp->state = ST_PREAMBLE;
     mp->match = 2;

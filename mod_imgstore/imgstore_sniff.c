@@ -364,8 +364,8 @@ static imgstore_type_e sniff_webp(const unsigned char *buf, apr_size_t len)
             seen_image = 1;
         }
         if (seen_image && !extended) {
-            /* A simple file is one image chunk; what follows is not ours
-             * to judge (trailing bytes are tolerated). */
+            /* A simple file is a single image chunk; anything after it
+             * inside the RIFF is metadata at most. */
             return IMGSTORE_TYPE_WEBP;
         }
         first = 0;
@@ -441,8 +441,8 @@ static int bmff_extent_fits(apr_uint64_t base, apr_uint64_t off, apr_uint64_t el
 
 /*
  * iloc: every item extent must lie inside the file (construction method 0)
- * or inside idat (method 1). This is what catches a file cut inside mdat
- * when mdat, say, is followed by nothing.
+ * or inside idat (method 1). This catches a file cut on a box boundary,
+ * say right after meta: no box overruns the end, but the pixels are gone.
  *
  *   ver(1) flags(3) | offset_size:4 length_size:4 base_offset_size:4 index_size:4
  *   item_count(2 | 4 in v2) | per item: id(2 | 4) [rsv:12 method:4 in v1/v2]

@@ -4,14 +4,10 @@
  * startup rather than silently become some other number.
  * Core unit: libc + APR only.
  */
-#include <string.h>
-
 #include <apr_strings.h>
 #include <apr_time.h>
 
 #include "imgstore_value.h"
-
-#define INT64_MAXIMUM APR_INT64_C(0x7FFFFFFFFFFFFFFF)
 
 /* The latest instant the 20-character format can show: 9999-12-31T23:59:59Z. */
 #define ISO8601_MAX_EPOCH APR_INT64_C(253402300799)
@@ -38,7 +34,7 @@ static const char *parse_digits(const char *s, apr_int64_t *v, const char **end)
     for (; *s >= '0' && *s <= '9'; s++) {
         int d = *s - '0';
 
-        if (n > (INT64_MAXIMUM - d) / 10) {
+        if (n > (APR_INT64_MAX - d) / 10) {
             return "too large";
         }
         n = n * 10 + d;
@@ -53,7 +49,7 @@ static const char *parse_digits(const char *s, apr_int64_t *v, const char **end)
 
 static const char *scale(apr_int64_t n, apr_int64_t unit, apr_int64_t *out)
 {
-    if (n > INT64_MAXIMUM / unit) {
+    if (n > APR_INT64_MAX / unit) {
         return "too large";
     }
     *out = n * unit;

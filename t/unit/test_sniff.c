@@ -344,15 +344,17 @@ END_TEST
  */
 START_TEST(test_jpeg_scan_markers)
 {
+    /* clang-format off */
     static const unsigned char sof_sos[] = {
-        0xFF, 0xD8,                                                     /* SOI */
-        0xFF, 0xC0, 0x00, 0x0B, 8,    0,    1,    0, 1,  1, 1, 0x11, 0, /* SOF0 1x1 */
-        0xFF, 0xDA, 0x00, 0x08, 1,    1,    0x00, 0, 63, 0,             /* SOS */
-        0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,                       /* data, RST0 */
-        0xFF, 0xC4, 0x00, 0x02,                                         /* empty DHT */
-        0xFF, 0xDA, 0x00, 0x08, 1,    1,    0x00, 0, 63, 0,             /* SOS again */
-        0x78, 0xFF, 0xFF, 0xD9,                                         /* fill, EOI */
+        0xFF, 0xD8,                                             /* SOI */
+        0xFF, 0xC0, 0x00, 0x0B, 8, 0, 1, 0, 1, 1, 1, 0x11, 0,   /* SOF0, 1x1, 1 component */
+        0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0,           /* SOS */
+        0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,               /* data, stuffing, RST0 */
+        0xFF, 0xC4, 0x00, 0x02,                                 /* empty DHT */
+        0xFF, 0xDA, 0x00, 0x08, 1, 1, 0x00, 0, 63, 0,           /* second SOS */
+        0x78, 0xFF, 0xFF, 0xD9,                                 /* data, fill, EOI */
     };
+    /* clang-format on */
     unsigned char buf[sizeof(sof_sos)];
 
     ck_assert_int_eq(sniff_exact(sof_sos, sizeof(sof_sos)), IMGSTORE_TYPE_JPEG);
@@ -362,7 +364,7 @@ START_TEST(test_jpeg_scan_markers)
     buf[3] = 0xE0;
     ck_assert_int_eq(sniff_exact(buf, sizeof(buf)), IMGSTORE_TYPE_NONE);
 
-    /* EOI inside a segment's length does not count */
+    /* a second SOI where EOI should be */
     memcpy(buf, sof_sos, sizeof(buf));
     buf[sizeof(buf) - 1] = 0xD8;
     ck_assert_int_eq(sniff_exact(buf, sizeof(buf)), IMGSTORE_TYPE_NONE);
