@@ -71,10 +71,9 @@ static int hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len
     *pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
     *pp++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
     *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
-    *pp++ = OSSL_PARAM_construct_octet_string(mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY
-                                                  ? OSSL_KDF_PARAM_SALT
-                                                  : OSSL_KDF_PARAM_INFO,
-                                              (void *)salt_or_info, sl);
+    *pp++ = OSSL_PARAM_construct_octet_string(
+        mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY ? OSSL_KDF_PARAM_SALT : OSSL_KDF_PARAM_INFO,
+        (void *)salt_or_info, sl);
     *pp = OSSL_PARAM_construct_end();
     ok = EVP_KDF_derive(kctx, out, PRK_BYTES, params) == 1;
     EVP_KDF_CTX_free(kctx);
@@ -201,8 +200,7 @@ static apr_status_t gcm(const imgstore_keyring_t *kr, int enc, const unsigned ch
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
             rv = APR_SUCCESS;
         }
-    }
-    else {
+    } else {
         if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMGSTORE_TAG_BYTES, tag) != 1) {
             goto done;
         }
@@ -239,8 +237,9 @@ apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
 
 apr_status_t imgstore_open(const imgstore_keyring_t *kr,
                            const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                           const unsigned char *ct, apr_size_t ct_len, unsigned char *out)
+                           const imgstore_aad_t *aad,
+                           const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct,
+                           apr_size_t ct_len, unsigned char *out)
 {
     const keyring_entry_t *e = keyring_find(kr, aad->key_id);
     unsigned char key[PRK_BYTES], ad[AAD_MAX], tag[IMGSTORE_TAG_BYTES];

@@ -68,7 +68,8 @@ apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
  */
 apr_status_t imgstore_open(const imgstore_keyring_t *kr,
                            const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                           const unsigned char *ct, apr_size_t ct_len, unsigned char *out);
+                           const imgstore_aad_t *aad,
+                           const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct,
+                           apr_size_t ct_len, unsigned char *out);
 
 #endif

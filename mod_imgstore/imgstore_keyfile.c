@@ -39,8 +39,7 @@ static const char *parse_key(const unsigned char *buf, size_t n,
     }
     if (n == HEX_CHARS + 2 && buf[HEX_CHARS] == '\r' && buf[HEX_CHARS + 1] == '\n') {
         n = HEX_CHARS;
-    }
-    else if (n == HEX_CHARS + 1 && buf[HEX_CHARS] == '\n') {
+    } else if (n == HEX_CHARS + 1 && buf[HEX_CHARS] == '\n') {
         n = HEX_CHARS;
     }
     if (n != HEX_CHARS) {
@@ -74,22 +73,19 @@ const char *imgstore_keyfile_load(apr_pool_t *p, const char *path, uid_t allowed
     /* Checked on the descriptor, so what we verify is what we read. */
     if (fstat(fd, &st) != 0) {
         err = apr_psprintf(p, "cannot be examined: %s", strerror(errno));
-    }
-    else if (!S_ISREG(st.st_mode)) {
+    } else if (!S_ISREG(st.st_mode)) {
         err = "is not a regular file";
-    }
-    else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
         err = apr_psprintf(p, "is accessible to group or others (mode %04o); chmod 0400 it",
                            (unsigned)(st.st_mode & 07777));
-    }
-    else if (st.st_uid != 0 && st.st_uid != allowed_uid) {
+    } else if (st.st_uid != 0 && st.st_uid != allowed_uid) {
         err = apr_psprintf(p, "is owned by uid %ld, not by root or the server user (uid %ld)",
                            (long)st.st_uid, (long)allowed_uid);
-    }
-    else if (st.st_size != IMGSTORE_MASTER_KEY_BYTES && st.st_size != HEX_CHARS &&
-             st.st_size != HEX_CHARS + 1 && st.st_size != HEX_CHARS + 2) {
-        err = apr_psprintf(p, "has the wrong size (%ld bytes): it must hold 32 raw bytes or 64 "
-                              "hex digits",
+    } else if (st.st_size != IMGSTORE_MASTER_KEY_BYTES && st.st_size != HEX_CHARS &&
+               st.st_size != HEX_CHARS + 1 && st.st_size != HEX_CHARS + 2) {
+        err = apr_psprintf(p,
+                           "has the wrong size (%ld bytes): it must hold 32 raw bytes or 64 "
+                           "hex digits",
                            (long)st.st_size);
     }
     while (err == NULL && n < sizeof(buf)) {

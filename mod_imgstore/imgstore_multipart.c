@@ -179,8 +179,8 @@ static int ci_eq(const unsigned char *s, apr_size_t n, const char *lit)
 
 static imgstore_mp_status_e file_start(imgstore_multipart_t *mp)
 {
-    apr_size_t base = mp->lim.size_hint < mp->lim.max_file_bytes ? mp->lim.size_hint
-                                                                  : mp->lim.max_file_bytes;
+    apr_size_t base =
+        mp->lim.size_hint < mp->lim.max_file_bytes ? mp->lim.size_hint : mp->lim.max_file_bytes;
     apr_size_t cap = sat_add(base, mp->lim.tailroom);
 
     if (cap < MP_MIN_CAPACITY) {
@@ -316,7 +316,7 @@ static imgstore_mp_status_e scan(imgstore_multipart_t *mp, const unsigned char *
     return IMGSTORE_MP_OK;
 }
 
-static const unsigned char *skip_ows(const unsigned char *p, const unsigned char *end)
+static unsigned char *skip_ows(unsigned char *p, const unsigned char *end)
 {
     while (p < end && is_ws(*p)) {
         p++;
@@ -324,7 +324,7 @@ static const unsigned char *skip_ows(const unsigned char *p, const unsigned char
     return p;
 }
 
-static const unsigned char *skip_token(const unsigned char *p, const unsigned char *end)
+static unsigned char *skip_token(unsigned char *p, const unsigned char *end)
 {
     while (p < end && is_tchar(*p)) {
         p++;
@@ -337,9 +337,9 @@ static int parse_disposition(imgstore_multipart_t *mp, unsigned char *p, unsigne
 {
     const unsigned char *tok;
 
-    p = (unsigned char *)skip_ows(p, end);
+    p = skip_ows(p, end);
     tok = p;
-    p = (unsigned char *)skip_token(p, end);
+    p = skip_token(p, end);
     if (!ci_eq(tok, (apr_size_t)(p - tok), "form-data")) {
         return 0;
     }
@@ -347,29 +347,29 @@ static int parse_disposition(imgstore_multipart_t *mp, unsigned char *p, unsigne
         const unsigned char *pn, *val;
         apr_size_t pnlen, vlen;
 
-        p = (unsigned char *)skip_ows(p, end);
+        p = skip_ows(p, end);
         if (p == end) {
             break;
         }
         if (*p != ';') {
             return 0;
         }
-        p = (unsigned char *)skip_ows(p + 1, end);
+        p = skip_ows(p + 1, end);
         if (p == end) {
             /* A trailing ";" is harmless and some clients emit it. */
             break;
         }
         pn = p;
-        p = (unsigned char *)skip_token(p, end);
+        p = skip_token(p, end);
         pnlen = (apr_size_t)(p - pn);
         if (pnlen == 0) {
             return 0;
         }
-        p = (unsigned char *)skip_ows(p, end);
+        p = skip_ows(p, end);
         if (p == end || *p != '=') {
             return 0;
         }
-        p = (unsigned char *)skip_ows(p + 1, end);
+        p = skip_ows(p + 1, end);
         if (p == end) {
             return 0;
         }

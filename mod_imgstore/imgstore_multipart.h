@@ -12,15 +12,15 @@
 #include <apr_pools.h>
 
 typedef enum {
-    IMGSTORE_MP_OK = 0,            /* more input welcome */
-    IMGSTORE_MP_DONE,              /* closing boundary seen; further input is epilogue */
-    IMGSTORE_MP_ERR_MALFORMED,     /* syntax error (no opening boundary, bad part header...) */
-    IMGSTORE_MP_ERR_HEADER_TOO_BIG,/* one part's header block exceeds max_header_bytes */
+    IMGSTORE_MP_OK = 0,             /* more input welcome */
+    IMGSTORE_MP_DONE,               /* closing boundary seen; further input is epilogue */
+    IMGSTORE_MP_ERR_MALFORMED,      /* syntax error (no opening boundary, bad part header...) */
+    IMGSTORE_MP_ERR_HEADER_TOO_BIG, /* one part's header block exceeds max_header_bytes */
     IMGSTORE_MP_ERR_TOO_MANY_PARTS,
-    IMGSTORE_MP_ERR_NO_FILE,       /* at finish: no part named "file" */
-    IMGSTORE_MP_ERR_DUP_FILE,      /* a second part named "file" */
-    IMGSTORE_MP_ERR_FILE_TOO_BIG,  /* the file part exceeds max_file_bytes */
-    IMGSTORE_MP_ERR_TRUNCATED,     /* at finish: input ended before the closing boundary */
+    IMGSTORE_MP_ERR_NO_FILE,      /* at finish: no part named "file" */
+    IMGSTORE_MP_ERR_DUP_FILE,     /* a second part named "file" */
+    IMGSTORE_MP_ERR_FILE_TOO_BIG, /* the file part exceeds max_file_bytes */
+    IMGSTORE_MP_ERR_TRUNCATED,    /* at finish: input ended before the closing boundary */
     IMGSTORE_MP_ERR_NOMEM
 } imgstore_mp_status_e;
 
@@ -49,6 +49,10 @@ const char *imgstore_multipart_boundary(apr_pool_t *p, const char *content_type,
 /*
  * The parser and its file buffer live until pool p is cleared; the buffer is
  * malloc'd (grown by doubling, starting from size_hint) and freed by a cleanup on p.
+ * Never returns NULL: a boundary that is empty, longer than 70 bytes or holds
+ * CR/LF yields a parser that answers MALFORMED. limits may be NULL (defaults;
+ * max_file_bytes is taken literally, so 0 admits only an empty file).
+ * Part headers must end in CRLF: bare LF or CR there is MALFORMED.
  */
 imgstore_multipart_t *imgstore_multipart_create(apr_pool_t *p, const char *boundary,
                                                 const imgstore_mp_limits_t *limits);
@@ -57,7 +61,12 @@ imgstore_multipart_t *imgstore_multipart_create(apr_pool_t *p, const char *bound
 imgstore_mp_status_e imgstore_multipart_feed(imgstore_multipart_t *mp, const char *data,
                                              apr_size_t len);
 
-/* End of input: DONE if the body was complete and held exactly one "file" part. */
+/*
+ * End of input: DONE if the body was complete and held exactly one "file" part.
+ * Input that ended early is TRUNCATED (empty input included), except a
+ * non-empty preamble never followed by a boundary, which is MALFORMED.
+ * The verdict is sticky, like feed() errors.
+ */
 imgstore_mp_status_e imgstore_multipart_finish(imgstore_multipart_t *mp);
 
 /*
@@ -67,7 +76,10 @@ imgstore_mp_status_e imgstore_multipart_finish(imgstore_multipart_t *mp);
  */
 unsigned char *imgstore_multipart_file(imgstore_multipart_t *mp, apr_size_t *len);
 
-/* The filename parameter of the file part, or NULL: informative only, never trusted. */
+/*
+ * The filename parameter of the file part, or NULL: informative only, never trusted.
+ * Quoted-string escapes are decoded; filename* is ignored; path parts are left as sent.
+ */
 const char *imgstore_multipart_filename(imgstore_multipart_t *mp);
 
 /* A short human-readable text for a status, suitable for a JSON error answer. */

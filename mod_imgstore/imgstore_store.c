@@ -36,9 +36,8 @@ static const char sql_fetch[] =
 static const char sql_schema_version[] = "SELECT schema_version FROM imgstore_state";
 
 /* $3 is the slack that lets a timer firing a little early still win its own interval. */
-static const char sql_claim[] =
-    "UPDATE imgstore_state SET last_cleanup = $1"
-    " WHERE last_cleanup <= $1 - $2 + $3 OR last_cleanup > $1 + $2";
+static const char sql_claim[] = "UPDATE imgstore_state SET last_cleanup = $1"
+                                " WHERE last_cleanup <= $1 - $2 + $3 OR last_cleanup > $1 + $2";
 
 static const char sql_claim_force[] = "UPDATE imgstore_state SET last_cleanup = $1";
 
@@ -156,8 +155,7 @@ imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
                formats);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
-    }
-    else if (strcmp(PQcmdTuples(res), "1") != 0) {
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
         st = IMGSTORE_STORE_QUOTA;
     }
     PQclear(res);
@@ -227,12 +225,10 @@ imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
-    }
-    else if (PQntuples(res) != 1) {
+    } else if (PQntuples(res) != 1) {
         *err = "imgstore_state holds no row";
         st = IMGSTORE_STORE_SCHEMA;
-    }
-    else {
+    } else {
         *version = atoi(PQgetvalue(res, 0, 0));
     }
     PQclear(res);
@@ -260,8 +256,7 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
                 : exec(conn, sql_claim, 3, types, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
-    }
-    else if (strcmp(PQcmdTuples(res), "1") != 0) {
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
         st = force ? IMGSTORE_STORE_SCHEMA : IMGSTORE_STORE_NOTFOUND;
         if (force) {
             *err = "imgstore_state holds no row";
@@ -345,12 +340,10 @@ imgstore_store_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_
     res = exec(conn, sql_recount, 1, types, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
-    }
-    else if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 8) {
+    } else if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 8) {
         *err = "imgstore_state holds no row";
         st = IMGSTORE_STORE_SCHEMA;
-    }
-    else {
+    } else {
         *total = get_be64((const unsigned char *)PQgetvalue(res, 0, 0));
     }
     PQclear(res);

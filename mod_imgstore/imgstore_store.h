@@ -20,12 +20,12 @@
 
 typedef enum {
     IMGSTORE_STORE_OK = 0,
-    IMGSTORE_STORE_NOTFOUND, /* no live row, or nothing claimed */
-    IMGSTORE_STORE_QUOTA,    /* the insert would pass ImgStoreMaxTotal */
-    IMGSTORE_STORE_CONN,     /* the connection is broken: retry once on a fresh one */
-    IMGSTORE_STORE_SCHEMA,   /* tables missing or older than IMGSTORE_SCHEMA_VERSION */
-    IMGSTORE_STORE_DUPLICATE,/* the id exists already (a retried insert that had committed) */
-    IMGSTORE_STORE_ERROR     /* any other database error */
+    IMGSTORE_STORE_NOTFOUND,  /* no live row, or nothing claimed */
+    IMGSTORE_STORE_QUOTA,     /* the insert would pass ImgStoreMaxTotal */
+    IMGSTORE_STORE_CONN,      /* the connection is broken: retry once on a fresh one */
+    IMGSTORE_STORE_SCHEMA,    /* tables missing or older than IMGSTORE_SCHEMA_VERSION */
+    IMGSTORE_STORE_DUPLICATE, /* the id exists already (a retried insert that had committed) */
+    IMGSTORE_STORE_ERROR      /* any other database error */
 } imgstore_store_status_e;
 
 /* One stored image. On fetch the pointers point into the PGresult. */
@@ -57,8 +57,7 @@ imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
  */
 imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
                                              apr_int64_t now, apr_int64_t max_ciphertext,
-                                             PGresult **res, imgstore_row_t *row,
-                                             const char **err);
+                                             PGresult **res, imgstore_row_t *row, const char **err);
 
 /* The schema version recorded by the migrations (SCHEMA if the tables are missing). */
 imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,

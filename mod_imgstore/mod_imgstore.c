@@ -31,8 +31,8 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
 
 static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    apr_status_t rv = apr_thread_mutex_create(&imgstore_globals.mutex, APR_THREAD_MUTEX_DEFAULT,
-                                              pchild);
+    apr_status_t rv =
+        apr_thread_mutex_create(&imgstore_globals.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, IMGLOGNO(00060) "cannot create a mutex");
         return;
@@ -45,7 +45,6 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
     imgstore_cleanup_child_init(pchild, s);
 }
 
-
 static void imgstore_register_hooks(apr_pool_t *p)
 {
     static const char *const after_dbd[] = {"mod_dbd.c", NULL};
@@ -56,13 +55,7 @@ static void imgstore_register_hooks(apr_pool_t *p)
     imgstore_register_handler_hooks();
 }
 
-AP_DECLARE_MODULE(imgstore) = {
-    STANDARD20_MODULE_STUFF,
-    imgstore_create_dir_conf,
-    imgstore_merge_dir_conf,
-    imgstore_create_srv_conf,
-    imgstore_merge_srv_conf,
-    imgstore_cmds,
-    imgstore_register_hooks,
-    AP_MODULE_FLAG_NONE
-};
+AP_DECLARE_MODULE(imgstore) = {STANDARD20_MODULE_STUFF, imgstore_create_dir_conf,
+                               imgstore_merge_dir_conf, imgstore_create_srv_conf,
+                               imgstore_merge_srv_conf, imgstore_cmds,
+                               imgstore_register_hooks, AP_MODULE_FLAG_NONE};

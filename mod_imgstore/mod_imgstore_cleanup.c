@@ -39,8 +39,7 @@ static imgstore_store_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton,
     if (st != IMGSTORE_STORE_OK) {
         return st;
     }
-    st = imgstore_store_delete_expired(conn, p, b->now, BATCH_ROWS, b->budget_ms, &b->deleted,
-                                       err);
+    st = imgstore_store_delete_expired(conn, p, b->now, BATCH_ROWS, b->budget_ms, &b->deleted, err);
     if (st == IMGSTORE_STORE_OK && imgstore_globals.max_total > 0) {
         st = imgstore_store_recount(conn, p, b->now, &total, err);
     }
@@ -113,8 +112,8 @@ void imgstore_cleanup_after_request(request_rec *r)
     st = imgstore_cleanup_pass(r->server, r->pool, 0, REQUEST_BUDGET_MS, &deleted, &err);
     pass_end();
     if (st != IMGSTORE_STORE_OK && st != IMGSTORE_STORE_CONN && st != IMGSTORE_STORE_SCHEMA) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      IMGLOGNO(00051) "cleanup pass failed: %s", err ? err : "unknown");
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, IMGLOGNO(00051) "cleanup pass failed: %s",
+                      err ? err : "unknown");
     }
 }
 
@@ -131,16 +130,16 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
     st = imgstore_cleanup_pass(s, pool, 0, TIMER_BUDGET_MS, &deleted, &err);
     pass_end();
     if (st != IMGSTORE_STORE_OK && st != IMGSTORE_STORE_CONN && st != IMGSTORE_STORE_SCHEMA) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     IMGLOGNO(00052) "cleanup pass failed: %s", err ? err : "unknown");
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, IMGLOGNO(00052) "cleanup pass failed: %s",
+                     err ? err : "unknown");
     }
     return APR_SUCCESS;
 }
 
 void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_callback;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * get_instance;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * register_callback;
     ap_watchdog_t *wd = NULL;
     apr_status_t rv;
 

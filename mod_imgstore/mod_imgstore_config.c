@@ -38,8 +38,8 @@ void *imgstore_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 
     sc->key_files = apr_array_append(p, base->key_files, add->key_files);
     sc->active_key = add->active_key != IMGSTORE_UNSET ? add->active_key : base->active_key;
-    sc->cleanup_interval = add->cleanup_interval != IMGSTORE_UNSET ? add->cleanup_interval
-                                                                   : base->cleanup_interval;
+    sc->cleanup_interval =
+        add->cleanup_interval != IMGSTORE_UNSET ? add->cleanup_interval : base->cleanup_interval;
     sc->max_total = add->max_total != IMGSTORE_UNSET ? add->max_total : base->max_total;
     return sc;
 }
@@ -101,8 +101,9 @@ static const char *check_mount_context(cmd_parms *cmd)
             !strcasecmp(name, "<DirectoryMatch") || !strcasecmp(name, "<Files") ||
             !strcasecmp(name, "<FilesMatch") ||
             (!strcasecmp(name, "<Location") && d->args && d->args[0] == '~')) {
-            return apr_psprintf(cmd->pool, "%s is not allowed in %s>: use <Location> or the "
-                                            "server level",
+            return apr_psprintf(cmd->pool,
+                                "%s is not allowed in %s>: use <Location> or the "
+                                "server level",
                                 cmd->cmd->name, name);
         }
     }
@@ -120,8 +121,9 @@ static const char *parse_key_id(cmd_parms *cmd, const char *arg, int *key_id)
     long v = strtol(arg, &end, 10);
 
     if (*arg == '\0' || *end != '\0' || v < 1 || v > IMGSTORE_KEY_ID_MAX) {
-        return bad_value(cmd, arg, apr_psprintf(cmd->pool, "a key id is an integer from 1 to %d",
-                                                IMGSTORE_KEY_ID_MAX));
+        return bad_value(
+            cmd, arg,
+            apr_psprintf(cmd->pool, "a key id is an integer from 1 to %d", IMGSTORE_KEY_ID_MAX));
     }
     *key_id = (int)v;
     return NULL;
@@ -277,10 +279,11 @@ static const char *set_base_url(cmd_parms *cmd, void *dcv, const char *arg)
     }
     if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || uri.scheme == NULL ||
         (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https")) ||
-        uri.hostname == NULL || *uri.hostname == '\0' || uri.query || uri.fragment ||
-        uri.user || uri.password) {
-        return bad_value(cmd, arg, "must be an absolute http:// or https:// URL without query, "
-                                   "fragment or credentials");
+        uri.hostname == NULL || *uri.hostname == '\0' || uri.query || uri.fragment || uri.user ||
+        uri.password) {
+        return bad_value(cmd, arg,
+                         "must be an absolute http:// or https:// URL without query, "
+                         "fragment or credentials");
     }
     while (len > 0 && arg[len - 1] == '/') {
         len--;

@@ -10,8 +10,8 @@
 #include <apr_strings.h>
 #include <mod_dbd.h>
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * dbd_close;
 
 int imgstore_db_init(apr_pool_t *pconf, server_rec *s)
 {
@@ -90,8 +90,7 @@ static imgstore_store_status_e check_schema(server_rec *s, PGconn *conn, apr_poo
     apr_thread_mutex_lock(imgstore_globals.mutex);
     if (st == IMGSTORE_STORE_OK) {
         imgstore_globals.schema_ok = 1;
-    }
-    else if (now >= imgstore_globals.schema_retry_at) {
+    } else if (now >= imgstore_globals.schema_retry_at) {
         imgstore_globals.schema_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
         log = 1;
     }

@@ -10,13 +10,7 @@
 
 #include "imgstore_json.h"
 
-typedef enum {
-    ROUTE_NONE = 0,
-    ROUTE_UPLOAD,
-    ROUTE_IMAGE,
-    ROUTE_CLEANUP,
-    ROUTE_HEALTH
-} route_e;
+typedef enum { ROUTE_NONE = 0, ROUTE_UPLOAD, ROUTE_IMAGE, ROUTE_CLEANUP, ROUTE_HEALTH } route_e;
 
 typedef struct {
     route_e route;
@@ -114,8 +108,8 @@ int imgstore_send_json(request_rec *r, int status, const char *json, apr_size_t 
     imgstore_security_headers(r);
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only) {
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(json, len, r->pool,
-                                                           r->connection->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(
+            bb, apr_bucket_pool_create(json, len, r->pool, r->connection->bucket_alloc));
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
     return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
@@ -154,8 +148,8 @@ int imgstore_send_db_error(request_rec *r, imgstore_store_status_e st, const cha
             return imgstore_send_error(r, HTTP_SERVICE_UNAVAILABLE,
                                        "storage temporarily unavailable, try again later");
         default:
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          IMGLOGNO(00020) "database error: %s", err ? err : "unknown");
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, IMGLOGNO(00020) "database error: %s",
+                          err ? err : "unknown");
             return imgstore_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
     }
 }
@@ -183,8 +177,7 @@ static int handle_cleanup(request_rec *r)
     return imgstore_send_json(r, HTTP_OK, body, len);
 }
 
-static imgstore_store_status_e op_health(PGconn *conn, apr_pool_t *p, void *baton,
-                                         const char **err)
+static imgstore_store_status_e op_health(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
     int *version = baton;
     return imgstore_store_schema_version(conn, p, version, err);
@@ -206,8 +199,8 @@ static int handle_health(request_rec *r)
         return imgstore_send_json(r, HTTP_OK, body, len);
     }
     imgstore_json_add_str(j, "status", "unavailable");
-    imgstore_json_add_str(j, "database", st == IMGSTORE_STORE_SCHEMA ? "schema out of date"
-                                                                     : "unreachable");
+    imgstore_json_add_str(j, "database",
+                          st == IMGSTORE_STORE_SCHEMA ? "schema out of date" : "unreachable");
     body = imgstore_json_finish(j, &len);
     apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, IMGSTORE_DB_RETRY_SECONDS));
     return imgstore_send_json(r, HTTP_SERVICE_UNAVAILABLE, body, len);

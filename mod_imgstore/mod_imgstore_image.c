@@ -33,8 +33,7 @@ typedef struct {
  * the result into the answer's buffer, so the result is freed before the
  * connection goes back and before a byte is written to the client.
  */
-static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton,
-                                        const char **err)
+static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
     fetch_baton_t *b = baton;
     imgstore_row_t row;
@@ -49,9 +48,8 @@ static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton
     b->key_id = row.key_id;
     b->expires_at = row.expires_at;
     b->content_type = apr_pstrdup(p, row.content_type);
-    b->plain_len = row.ciphertext_len >= IMGSTORE_TAG_BYTES
-                       ? row.ciphertext_len - IMGSTORE_TAG_BYTES
-                       : 0;
+    b->plain_len =
+        row.ciphertext_len >= IMGSTORE_TAG_BYTES ? row.ciphertext_len - IMGSTORE_TAG_BYTES : 0;
     /* malloc'd: handed to a heap bucket, which frees it once written. */
     b->plain = malloc(b->plain_len ? b->plain_len : 1);
     if (b->plain == NULL) {
@@ -63,8 +61,8 @@ static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton
     aad.id = b->id;
     aad.content_type = row.content_type;
     aad.expires_at = row.expires_at;
-    b->open_rv = imgstore_open(imgstore_globals.keyring, b->token, &aad, row.nonce,
-                               row.ciphertext, row.ciphertext_len, b->plain);
+    b->open_rv = imgstore_open(imgstore_globals.keyring, b->token, &aad, row.nonce, row.ciphertext,
+                               row.ciphertext_len, b->plain);
     PQclear(res);
     return IMGSTORE_STORE_OK;
 }
@@ -102,8 +100,7 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
                           IMGLOGNO(00040) "image sealed with key id %d, which no "
                                           "ImgStoreKeyFile provides",
                           b.key_id);
-        }
-        else {
+        } else {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           IMGLOGNO(00041) "image failed authentication (key id %d): the row was "
                                           "altered or the key file is wrong",
@@ -112,8 +109,8 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
         return imgstore_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
     }
     /* The expiry is authenticated now; check it against the clock once more. */
-    if (b.expires_at <= imgstore_now() || imgstore_type_from_mime(b.content_type) ==
-                                              IMGSTORE_TYPE_NONE) {
+    if (b.expires_at <= imgstore_now() ||
+        imgstore_type_from_mime(b.content_type) == IMGSTORE_TYPE_NONE) {
         free(b.plain);
         return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
     }
@@ -125,10 +122,9 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
     ap_set_content_length(r, (apr_off_t)b.plain_len);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if (!r->header_only && b.plain_len > 0) {
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create((const char *)b.plain, b.plain_len,
-                                                           free, r->connection->bucket_alloc));
-    }
-    else {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create((const char *)b.plain, b.plain_len, free,
+                                                           r->connection->bucket_alloc));
+    } else {
         free(b.plain);
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));

@@ -28,8 +28,7 @@ typedef struct {
     int attempts;
 } insert_baton_t;
 
-static imgstore_store_status_e op_insert(PGconn *conn, apr_pool_t *p, void *baton,
-                                         const char **err)
+static imgstore_store_status_e op_insert(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
     insert_baton_t *b = baton;
     imgstore_store_status_e st = imgstore_store_insert(conn, p, &b->row, b->max_total, err);
@@ -61,8 +60,7 @@ static int mp_status_to_http(imgstore_mp_status_e st)
  * Read the whole body into the parser. Returns OK, or an HTTP status to
  * answer with (*why set), or AP_FILTER_ERROR when httpd already answered.
  */
-static int read_body(request_rec *r, imgstore_multipart_t *mp, apr_off_t max_body,
-                     const char **why)
+static int read_body(request_rec *r, imgstore_multipart_t *mp, apr_off_t max_body, const char **why)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_off_t total = 0;
@@ -71,8 +69,8 @@ static int read_body(request_rec *r, imgstore_multipart_t *mp, apr_off_t max_bod
 
     while (!seen_eos) {
         apr_bucket *b;
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                                         APR_BLOCK_READ, READ_BLOCK);
+        apr_status_t rv =
+            ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ, READ_BLOCK);
         if (rv != APR_SUCCESS) {
             int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             if (status == AP_FILTER_ERROR) {
@@ -212,9 +210,8 @@ int imgstore_handle_upload(request_rec *r, const imgstore_dir_conf_t *dc)
                       IMGLOGNO(00031) "upload refused: type %s not allowed",
                       type == IMGSTORE_TYPE_NONE ? "unknown" : imgstore_type_name(type));
         return imgstore_send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                   type == IMGSTORE_TYPE_SVG
-                                       ? "SVG is not accepted"
-                                       : "not an allowed image type");
+                                   type == IMGSTORE_TYPE_SVG ? "SVG is not accepted"
+                                                             : "not an allowed image type");
     }
 
     if (imgstore_token_new(token) != APR_SUCCESS) {

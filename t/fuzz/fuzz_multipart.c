@@ -97,8 +97,8 @@ static void parse(apr_pool_t *p, const char *boundary, const imgstore_mp_limits_
     if (o->feed != IMGSTORE_MP_OK && o->feed != IMGSTORE_MP_DONE) {
         check(o->fin == o->feed);
     }
-    check(o->feed != IMGSTORE_MP_DONE ||
-          o->fin == IMGSTORE_MP_DONE || o->fin == IMGSTORE_MP_ERR_NO_FILE);
+    check(o->feed != IMGSTORE_MP_DONE || o->fin == IMGSTORE_MP_DONE ||
+          o->fin == IMGSTORE_MP_ERR_NO_FILE);
     check(o->fin != IMGSTORE_MP_OK);
     check(imgstore_multipart_strerror(o->fin) != NULL);
 
@@ -168,8 +168,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     len = size - 3;
 
     apr_pool_create(&pool, NULL);
-    check_content_type(pool, data + 3, len < (size_t)(data[2] & 0x1f) * 8 ? len
-                                                                             : (size_t)(data[2] & 0x1f) * 8);
+    check_content_type(pool, data + 3,
+                       len < (size_t)(data[2] & 0x1f) * 8 ? len : (size_t)(data[2] & 0x1f) * 8);
     parse(pool, boundary, &lim, body, len, 0, &whole);
     parse(pool, boundary, &lim, body, len, data[0], &split);
 

@@ -24,7 +24,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(ROOT, "t", "data")
 PGBIN = "/usr/lib/postgresql/15/bin"
 APACHE = os.environ.get("IMGSTORE_HTTPD", "/usr/sbin/apache2")
-MODULE = os.environ.get("IMGSTORE_MODULE_SO", os.path.join(ROOT, ".libs", "mod_imgstore.so"))
+BUILD = os.environ.get("IMGSTORE_BUILDDIR", ROOT)
+MODULE = os.environ.get("IMGSTORE_MODULE_SO", os.path.join(BUILD, ".libs", "mod_imgstore.so"))
+# Set by t/integration/run-asan: httpd runs the AddressSanitizer + UBSan build.
+ASAN = os.environ.get("IMGSTORE_ASAN") == "1"
 CONF = os.path.join(ROOT, "conf", "dev-httpd.conf")
 DB_PASSWORD = "imgstore-test-password"
 
@@ -191,6 +194,12 @@ class Httpd:
             "IMGSTORE_ERRORLOG": self.error_log, "IMGSTORE_MODDIR": "/usr/lib/apache2/modules",
             "IMGSTORE_USER": "www-data", "IMGSTORE_GROUP": "www-data",
         })
+        if ASAN:
+            libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                                     text=True).stdout.strip()
+            env["LD_PRELOAD"] = libasan
+            env["ASAN_OPTIONS"] = "detect_leaks=0:use_sigaltstack=0:abort_on_error=1"
+            env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
         return env
 
     def command(self):
@@ -282,6 +291,10 @@ class Httpd:
     def unexpected_log_lines(self):
         bad = []
         for line in self.errors().splitlines():
+            # Sanitizer reports and crashed children are never expected.
+            if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|AH00052", line):
+                bad.append(line)
+                continue
             # A child killed by a signal is logged at notice level: never acceptable.
             if re.search(r"AH00052|exit signal", line):
                 bad.append(line)
@@ -445,3 +458,13 @@ def raw_http(port, head, body=b"", timeout=15.0, read_first=False):
         return RawResponse(b"".join(chunks))
     finally:
         s.close()
+
+
+def assert_json_error(r, status):
+    """A module error answer: the status, a JSON {"error": "..."} body, the JSON headers."""
+    assert r.status_code == status, "expected %d, got %d: %r" % (status, r.status_code, r.text)
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
+    body = r.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"], body
+    assert r.headers.get("Cache-Control") == "no-store", r.headers
+    assert r.headers.get("X-Content-Type-Options") == "nosniff", r.headers

@@ -238,8 +238,8 @@ START_TEST(test_derivation_matches_documented_hkdf)
     memcpy(info + 17, token, 32);
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master1, 32);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                  (void *)"imgstore v1 extract", 19);
+    params[2] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"imgstore v1 extract", 19);
     params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof(info));
     params[4] = OSSL_PARAM_construct_end();
     ck_assert_int_eq(EVP_KDF_derive(kctx, key, 32, params), 1);

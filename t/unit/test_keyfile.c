@@ -140,8 +140,7 @@ START_TEST(test_owner_must_be_root_or_server_user)
         /* Owned by root: accepted whatever the server user. */
         ck_assert_int_eq(chown(path, 0, 0), 0);
         ck_assert_ptr_null(imgstore_keyfile_load(pool, path, 33, key));
-    }
-    else {
+    } else {
         ck_assert_ptr_nonnull(imgstore_keyfile_load(pool, path, geteuid() + 1, key));
         ck_assert_ptr_null(imgstore_keyfile_load(pool, path, geteuid(), key));
     }

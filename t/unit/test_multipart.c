@@ -46,8 +46,8 @@ typedef struct {
     const char *filename;
 } run_t;
 
-static void feed_range(imgstore_multipart_t *mp, const char *body, apr_size_t from,
-                       apr_size_t to, apr_size_t step, apr_size_t *fed, run_t *r)
+static void feed_range(imgstore_multipart_t *mp, const char *body, apr_size_t from, apr_size_t to,
+                       apr_size_t step, apr_size_t *fed, run_t *r)
 {
     do {
         apr_size_t n = step == 0 || to - from < step ? to - from : step;
@@ -121,8 +121,7 @@ typedef struct {
 #define FF_B "---------------------------735323031399963166993862150"
 #define PY_B "3f2b8c1e0d9a4b7c8e6f5a4b3c2d1e0f"
 
-#define PNG_DATA                                                                                   \
-    "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
+#define PNG_DATA "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89"
 #define JPEG_DATA "\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xd9"
 #define GIF_DATA "GIF89a\x01\0\x01\0\0\0\0;"
 
@@ -131,7 +130,7 @@ typedef struct {
  * "\r\n--XyZ" never occurs, and the data ends in a partial delimiter.
  */
 #define TRICKY_DATA                                                                                \
-    "x--XyZ--\r\n-XyZ\r\n--Xy\r\n--xyz\r\n\r--XyZ\n\n--XyZ\r\n-\r\n--\r\n--X\r\n--XyY"          \
+    "x--XyZ--\r\n-XyZ\r\n--Xy\r\n--xyz\r\n\r--XyZ\n\n--XyZ\r\n-\r\n--\r\n--X\r\n--XyY"             \
     "\r\n\r\n\r\n\r\r\n\n\r\r\r\n\n\n--XyZ--\r\n--Xy"
 
 static const good_case good[] = {
@@ -220,8 +219,7 @@ static const good_case good[] = {
        "x\r\n"
        "--inner--\r\n"
        "--outer--\r\n"),
-     S("--inner\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--inner--"),
-     "n.txt"},
+     S("--inner\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--inner--"), "n.txt"},
     {"empty file part", WK_B,
      S("--" WK_B "\r\n"
        "Content-Disposition: form-data; name=\"file\"; filename=\"\"\r\n"
@@ -395,10 +393,9 @@ typedef struct {
 static const bad_case bad[] = {
     {"empty body", "b", S(""), LIMITS_DEFAULT, IMGSTORE_MP_ERR_TRUNCATED, 0},
     {"no boundary at all", "b", S("hello world"), LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 0},
-    {"no opening boundary, only a closing one", "b",
-     S(CD_FILE "\r\nDATA\r\n--b--\r\n"), LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
-    {"closing delimiter first", "b", S("--b--\r\n"), LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED,
-     1},
+    {"no opening boundary, only a closing one", "b", S(CD_FILE "\r\nDATA\r\n--b--\r\n"),
+     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+    {"closing delimiter first", "b", S("--b--\r\n"), LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
     {"boundary mismatch", "b1", S("--b2\r\n" CD_FILE "\r\nx\r\n--b2--\r\n"), LIMITS_DEFAULT,
      IMGSTORE_MP_ERR_MALFORMED, 0},
     {"body boundary longer than declared", "abc", S("--abcd\r\n" CD_FILE "\r\nx\r\n--abcd--"),
@@ -414,8 +411,8 @@ static const bad_case bad[] = {
      IMGSTORE_MP_ERR_MALFORMED, 1},
     {"padding then junk after the boundary", "b", S("--b \t x\r\n"), LIMITS_DEFAULT,
      IMGSTORE_MP_ERR_MALFORMED, 1},
-    {"single dash after a delimiter", "b", S("--b\r\n" CD_FILE "\r\nx\r\n--b-x"),
-     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+    {"single dash after a delimiter", "b", S("--b\r\n" CD_FILE "\r\nx\r\n--b-x"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"boundary as a prefix inside the data", "b", S("--b\r\n" CD_FILE "\r\nx\r\n--bx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
     {"delimiter sharing the header block's CRLF", "b", S("--b\r\n" CD_FILE "\r\n--b--\r\n"),
@@ -425,27 +422,32 @@ static const bad_case bad[] = {
      IMGSTORE_MP_ERR_MALFORMED, 1},
     {"empty header name", "b", S("--b\r\n: x\r\n" CD_FILE "\r\nx\r\n--b--"), LIMITS_DEFAULT,
      IMGSTORE_MP_ERR_MALFORMED, 1},
-    {"space before the colon", "b",
-     S("--b\r\nContent-Disposition : form-data; name=\"file\"\r\n\r\nx\r\n--b--"),
+    {"separator in a header name", "b", S("--b\r\n" CD_FILE "X(y): v\r\n\r\nx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+    {"non-ASCII header name", "b", S("--b\r\n" CD_FILE "X-\xc3\xa9: v\r\n\r\nx\r\n--b--"),
+     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+    {"space before the colon", "b",
+     S("--b\r\nContent-Disposition : form-data; name=\"file\"\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"obsolete line folding", "b",
      S("--b\r\nContent-Disposition: form-data;\r\n name=\"file\"\r\n\r\nx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
     {"NUL in a header", "b",
-     S("--b\r\nContent-Disposition: form-data; name=\"fi\0le\"\r\n\r\nx\r\n--b--"),
-     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+     S("--b\r\nContent-Disposition: form-data; name=\"fi\0le\"\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"NUL in an unrelated header", "b", S("--b\r\n" CD_FILE "X-A: \0\r\n\r\nx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
     {"control character in a header", "b", S("--b\r\n" CD_FILE "X-A: \x01\r\n\r\nx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
-    {"bare LF header lines", "b", S("--b\r\nContent-Disposition: form-data; name=\"file\"\n\n"
-                                    "x\r\n--b--"),
+    {"bare LF header lines", "b",
+     S("--b\r\nContent-Disposition: form-data; name=\"file\"\n\n"
+       "x\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
-    {"bare LF ending the header block", "b", S("--b\r\n" CD_FILE "\nx\r\n--b--"),
-     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+    {"bare LF ending the header block", "b", S("--b\r\n" CD_FILE "\nx\r\n--b--"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"bare CR inside a header", "b",
-     S("--b\r\nContent-Disposition: form-data;\r name=\"file\"\r\n\r\nx\r\n--b--"),
-     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+     S("--b\r\nContent-Disposition: form-data;\r name=\"file\"\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"missing name", "b",
      S("--b\r\nContent-Disposition: form-data; filename=\"a.png\"\r\n\r\nx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
@@ -456,8 +458,8 @@ static const bad_case bad[] = {
     {"no headers at all", "b", S("--b\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
      IMGSTORE_MP_ERR_MALFORMED, 1},
     {"disposition not form-data", "b",
-     S("--b\r\nContent-Disposition: attachment; name=\"file\"\r\n\r\nx\r\n--b--"),
-     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+     S("--b\r\nContent-Disposition: attachment; name=\"file\"\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"two Content-Disposition headers", "b", S("--b\r\n" CD_FILE CD_FILE "\r\nx\r\n--b--"),
      LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
     {"second Content-Disposition adding a filename", "b",
@@ -474,8 +476,8 @@ static const bad_case bad[] = {
      S("--b\r\nContent-Disposition: form-data; name=\"file\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
      IMGSTORE_MP_ERR_MALFORMED, 1},
     {"escaped closing quote", "b",
-     S("--b\r\nContent-Disposition: form-data; name=\"file\\\"\r\n\r\nx\r\n--b--"),
-     LIMITS_DEFAULT, IMGSTORE_MP_ERR_MALFORMED, 1},
+     S("--b\r\nContent-Disposition: form-data; name=\"file\\\"\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
+     IMGSTORE_MP_ERR_MALFORMED, 1},
     {"junk after a token value", "b",
      S("--b\r\nContent-Disposition: form-data; name=file x\r\n\r\nx\r\n--b--"), LIMITS_DEFAULT,
      IMGSTORE_MP_ERR_MALFORMED, 1},
@@ -531,8 +533,8 @@ static const bad_case bad[] = {
 
 static void expect_bad(const bad_case *c, const run_t *r, const char *how, apr_size_t at)
 {
-    ck_assert_msg(r->fin == c->expect, "%s (%s %lu): finish says \"%s\", want \"%s\"", c->name,
-                  how, (unsigned long)at, imgstore_multipart_strerror(r->fin),
+    ck_assert_msg(r->fin == c->expect, "%s (%s %lu): finish says \"%s\", want \"%s\"", c->name, how,
+                  (unsigned long)at, imgstore_multipart_strerror(r->fin),
                   imgstore_multipart_strerror(c->expect));
     if (c->in_feed) {
         ck_assert_msg(r->feed == c->expect, "%s (%s %lu): feed says \"%s\", want \"%s\"", c->name,
@@ -540,8 +542,8 @@ static void expect_bad(const bad_case *c, const run_t *r, const char *how, apr_s
                       imgstore_multipart_strerror(c->expect));
     } else {
         ck_assert_msg(r->feed == IMGSTORE_MP_OK || r->feed == IMGSTORE_MP_DONE,
-                      "%s (%s %lu): feed failed early with \"%s\"", c->name, how,
-                      (unsigned long)at, imgstore_multipart_strerror(r->feed));
+                      "%s (%s %lu): feed failed early with \"%s\"", c->name, how, (unsigned long)at,
+                      imgstore_multipart_strerror(r->feed));
     }
 }
 
@@ -902,11 +904,10 @@ START_TEST(test_long_boundary_body)
     g.boundary = b70;
     g.filename = NULL;
     /* Long dash runs one short of the delimiter, and the delimiter minus its last byte. */
-    g.file = apr_pstrcat(pool, "----\r\n-", b70, "\r\n", apr_pstrndup(pool, b70, 69), "\r\n-",
-                         NULL);
+    g.file =
+        apr_pstrcat(pool, "----\r\n-", b70, "\r\n", apr_pstrndup(pool, b70, 69), "\r\n-", NULL);
     g.file_len = strlen(g.file);
-    g.body = apr_pstrcat(pool, "--", b70, "\r\n" CD_FILE "\r\n", g.file, "\r\n--", b70, "--",
-                         NULL);
+    g.body = apr_pstrcat(pool, "--", b70, "\r\n" CD_FILE "\r\n", g.file, "\r\n--", b70, "--", NULL);
     g.body_len = strlen(g.body);
     run_good(&g);
 }

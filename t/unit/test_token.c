@@ -64,12 +64,12 @@ START_TEST(test_decode_refuses_non_canonical)
     char buf[64];
     static const char *bad[] = {
         "",
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh",    /* 42 */
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8A",  /* 44 */
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",  /* padding */
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9",   /* spare bits set */
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+",   /* base64, not url */
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd/h8",   /* slash */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh",   /* 42 */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8A", /* 44 */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", /* padding */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9",  /* spare bits set */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+",  /* base64, not url */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd/h8",  /* slash */
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd.h8",
         "../../../../../../../../../../../../../etc",
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdH 8",

@@ -1,0 +1,102 @@
+"""3xx: expiry is exact whether or not cleanup ran; cleanup deletes expired rows, and only those.
+
+Each test runs against a database of its own, so that no other server's cleanup pass, and
+no other test's rows, can change what it observes.
+"""
+import calendar
+import time
+
+import requests
+
+from conftest import assert_json_error, image, read, sql_id
+
+
+def expires_epoch(body):
+    return calendar.timegm(time.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def sleep_past(epoch, margin=1.1):
+    delay = epoch + margin - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def row_count(pg, db, hash_):
+    return int(pg.psql("SELECT count(*) FROM imgstore_images WHERE id = %s" % sql_id(hash_),
+                       db=db))
+
+
+def test_301_expired_image_is_404_before_any_cleanup_and_its_row_stays_until_cleanup(
+        pg, make_httpd):
+    db = pg.create_db("exp")
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 2\nImgStoreCleanupInterval 1h\n")
+    r = h.upload(image("sample.png"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["expires_in"] == 2
+    g = h.get("/image/" + body["hash"])
+    assert g.status_code == 200 and g.content == read("sample.png")
+
+    sleep_past(expires_epoch(body))
+    assert_json_error(h.get("/image/" + body["hash"]), 404)
+    # HEAD too.
+    assert requests.head(h.url("/image/" + body["hash"]), timeout=30).status_code == 404
+    # No cleanup pass is due for an hour: the expired row is still stored...
+    assert row_count(pg, db, body["hash"]) == 1
+    # ...until GET /cleanup runs one now.
+    c = h.get("/cleanup")
+    assert c.status_code == 200, c.text
+    assert c.json()["deleted"] == 1
+    assert row_count(pg, db, body["hash"]) == 0
+    assert_json_error(h.get("/image/" + body["hash"]), 404)
+
+
+def test_302_cleanup_deletes_expired_rows_only(pg, make_httpd):
+    db = pg.create_db("exp")
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 2\nImgStoreCleanupInterval 1h\n"
+                   "<Location /long>\n    ImgStoreTTL 5m\n</Location>\n")
+    short = h.upload(image("sample.gif")).json()
+    long_ = h.upload(image("sample.jpg"), prefix="/long").json()
+    assert short["expires_in"] == 2 and long_["expires_in"] == 300
+    sleep_past(expires_epoch(short))
+    c = h.get("/cleanup")
+    assert c.status_code == 200 and c.json()["deleted"] == 1, c.text
+    assert row_count(pg, db, short["hash"]) == 0
+    assert row_count(pg, db, long_["hash"]) == 1
+    g = h.get("/long/image/" + long_["hash"])
+    assert g.status_code == 200 and g.content == read("sample.jpg")
+    # Nothing left to delete.
+    assert h.get("/cleanup").json()["deleted"] == 0
+
+
+def test_303_an_expired_row_disappears_by_itself_with_no_traffic(pg, make_httpd):
+    db = pg.create_db("exp")
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 1\nImgStoreCleanupInterval 2\n")
+    body = h.upload(image("sample.png")).json()
+    assert row_count(pg, db, body["hash"]) == 1
+    # From here on no HTTP request at all: only the database is watched.
+    deadline = time.time() + 12
+    while time.time() < deadline and row_count(pg, db, body["hash"]):
+        time.sleep(0.25)
+    assert row_count(pg, db, body["hash"]) == 0, \
+        "the expired row was still stored 12 s after upload with no traffic"
+
+
+def test_304_expiry_is_exact_when_a_row_outlives_its_ttl_in_the_database(pg, make_httpd):
+    # A cleanup pass cannot run on this server during the test (interval 1h, claimed at
+    # its first request): the only thing that can make the row unservable is its expiry.
+    db = pg.create_db("exp")
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 3\nImgStoreCleanupInterval 1h\n")
+    body = h.upload(image("sample.webp")).json()
+    statuses = []
+    while time.time() < expires_epoch(body) + 1.5:
+        statuses.append((time.time(), h.get("/image/" + body["hash"]).status_code))
+        time.sleep(0.1)
+    # Served up to some point, 404 from then on: never served again after a 404.
+    codes = [s for _, s in statuses]
+    assert codes[0] == 200 and codes[-1] == 404, codes
+    first_404 = codes.index(404)
+    assert all(c == 404 for c in codes[first_404:]), codes
+    # And never served once its expiry second had passed.
+    assert all(s == 404 for t, s in statuses if t >= expires_epoch(body) + 1), statuses
+    assert row_count(pg, db, body["hash"]) == 1
