@@ -89,7 +89,7 @@ const char *imgstore_keyring_add(imgstore_keyring_t *kr, int key_id,
         return "key id out of range";
     }
     if (imgstore_keyring_has(kr, key_id)) {
-        return "duplicate key id";
+        return "has the same key id as another ImgStoreKeyFile (give each file its own id)";
     }
     if (kr->nkeys == MAX_KEYS) {
         return "too many keys";

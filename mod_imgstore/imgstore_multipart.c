@@ -49,7 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <apr_lib.h>
 #include <apr_pools.h>
 #include <apr_strings.h>
 
@@ -147,14 +146,30 @@ static imgstore_mp_status_e mp_fail(imgstore_multipart_t *mp, imgstore_mp_status
     return st;
 }
 
+/* ASCII only: the <ctype.h> behind apr_isalnum() follows the locale, which a module can change. */
+static int is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_ctl(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+static unsigned char to_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
 static int is_tchar(unsigned char c)
 {
-    return apr_isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return is_alnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static int is_bchar(unsigned char c)
 {
-    return apr_isalnum(c) || (c != 0 && strchr("'()+_,-./:=? ", c) != NULL);
+    return is_alnum(c) || (c != 0 && strchr("'()+_,-./:=? ", c) != NULL);
 }
 
 static int is_ws(unsigned char c)
@@ -170,7 +185,7 @@ static int ci_eq(const unsigned char *s, apr_size_t n, const char *lit)
         return 0;
     }
     for (i = 0; i < n; i++) {
-        if (apr_tolower(s[i]) != apr_tolower((unsigned char)lit[i])) {
+        if (to_lower(s[i]) != to_lower((unsigned char)lit[i])) {
             return 0;
         }
     }
@@ -212,16 +227,17 @@ static imgstore_mp_status_e file_append(imgstore_multipart_t *mp, const unsigned
     }
     /* len + n <= max_file_bytes here; only the tailroom addition can overflow. */
     need = sat_add(mp->len + n, mp->lim.tailroom);
+    if (need == APR_SIZE_MAX) {
+        /* Saturated (absurd limits): no allocation could hold it. */
+        return IMGSTORE_MP_ERR_NOMEM;
+    }
     if (need > mp->cap) {
         apr_size_t ncap = mp->cap;
         unsigned char *nbuf;
 
-        while (ncap < need && ncap < mp->cap_max) {
+        /* need <= cap_max since len + n <= max_file_bytes, so this ends with ncap >= need. */
+        while (ncap < need) {
             ncap = ncap > mp->cap_max / 2 ? mp->cap_max : ncap * 2;
-        }
-        if (ncap < need) {
-            /* Only reachable when max_file_bytes + tailroom overflowed. */
-            return IMGSTORE_MP_ERR_NOMEM;
         }
         /* Not realloc: a moved block would leave a plaintext copy behind unwiped. */
         nbuf = malloc(ncap);
@@ -482,7 +498,7 @@ static imgstore_mp_status_e header_byte(imgstore_multipart_t *mp, unsigned char 
     if ((prev == '\r') != (c == '\n')) {
         return IMGSTORE_MP_ERR_MALFORMED;
     }
-    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f) {
+    if (is_ctl(c) && c != '\t' && c != '\r' && c != '\n') {
         return IMGSTORE_MP_ERR_MALFORMED;
     }
     mp->hdr[mp->hdr_len++] = c;
@@ -681,7 +697,7 @@ static const char *ct_value(apr_pool_t *p, const char **sp, const char **val, ap
             if (*s == '\\' && *++s == '\0') {
                 return "unterminated quoted string in Content-Type";
             }
-            if (apr_iscntrl(*s) && *s != '\t') {
+            if (is_ctl((unsigned char)*s) && *s != '\t') {
                 return "control character in Content-Type";
             }
             out[n++] = *s;
@@ -693,7 +709,7 @@ static const char *ct_value(apr_pool_t *p, const char **sp, const char **val, ap
         /* Wider than a token: unquoted boundaries such as "----=_Part_1" are common. */
         *val = s;
         while (*s != '\0' && *s != ';' && !is_ws((unsigned char)*s)) {
-            if (apr_iscntrl(*s)) {
+            if (is_ctl((unsigned char)*s)) {
                 return "control character in Content-Type";
             }
             s++;

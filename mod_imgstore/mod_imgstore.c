@@ -19,13 +19,18 @@ apr_int64_t imgstore_now(void)
 static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                 server_rec *s)
 {
-    /* httpd reads the config twice at startup; keys and checks count on the real pass. */
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK;
-    }
+    /*
+     * Keys and settings are checked on both passes: the first runs in the
+     * launcher before httpd detaches, so a bad key file makes the start
+     * command itself fail, as a bad SSL key does.
+     */
     if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_init(pconf, s)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    imgstore_cleanup_post_config(pconf, s);
     return OK;
 }
 
@@ -42,16 +47,20 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
     imgstore_globals.schema_retry_at = 0;
     imgstore_globals.next_request_cleanup = 0;
     imgstore_globals.cleanup_running = 0;
-    imgstore_cleanup_child_init(pchild, s);
 }
 
 static void imgstore_register_hooks(apr_pool_t *p)
 {
     static const char *const after_dbd[] = {"mod_dbd.c", NULL};
+    static const char *const before_watchdog[] = {"mod_watchdog.c", NULL};
 
-    ap_hook_post_config(imgstore_post_config, after_dbd, NULL, APR_HOOK_MIDDLE);
-    /* mod_dbd builds its connection pools in its own child_init: run after it. */
-    ap_hook_child_init(imgstore_child_init, after_dbd, NULL, APR_HOOK_MIDDLE);
+    /* The timer is registered before mod_watchdog sets up its instances. */
+    ap_hook_post_config(imgstore_post_config, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
+    /*
+     * mod_dbd builds its connection pools in its own child_init: run after it,
+     * and before mod_watchdog starts the timer thread that uses our mutex.
+     */
+    ap_hook_child_init(imgstore_child_init, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
     imgstore_register_handler_hooks();
 }
 

@@ -96,7 +96,8 @@ imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_d
 int imgstore_db_init(apr_pool_t *pconf, server_rec *s);
 
 /* mod_imgstore_cleanup.c */
-void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s);
+/* Registers the cleanup timer with mod_watchdog (real post_config pass only). */
+void imgstore_cleanup_post_config(apr_pool_t *pconf, server_rec *s);
 /* One pass now (force) or only if this interval's pass is unclaimed. */
 imgstore_store_status_e imgstore_cleanup_pass(server_rec *s, apr_pool_t *p, int force,
                                               apr_int64_t budget_ms, apr_int64_t *deleted,

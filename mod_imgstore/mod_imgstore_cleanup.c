@@ -136,7 +136,7 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
+void imgstore_cleanup_post_config(apr_pool_t *pconf, server_rec *s)
 {
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * get_instance;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * register_callback;
@@ -151,7 +151,8 @@ void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
                                      "deleted only by requests and GET /cleanup");
         return;
     }
-    rv = get_instance(&wd, WATCHDOG_NAME, 0, 1, pchild);
+    /* A child singleton: one timer per host, in whichever child holds the watchdog mutex. */
+    rv = get_instance(&wd, WATCHDOG_NAME, 0, 1, pconf);
     if (rv == APR_SUCCESS) {
         rv = register_callback(wd, apr_time_from_sec(imgstore_globals.cleanup_interval), s,
                                watchdog_tick);

@@ -323,16 +323,6 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
                      IMGLOGNO(00001) "OpenSSL lacks HKDF or AES-256-GCM; cannot start");
         return 0;
     }
-    if (sc->key_files->nelts > 1) {
-        for (i = 0; i < sc->key_files->nelts; i++) {
-            if (APR_ARRAY_IDX(sc->key_files, i, imgstore_key_file_t).key_id == 0) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                             IMGLOGNO(00002) "ImgStoreKeyFile: with several key files, give each "
-                                             "one its key id (ImgStoreKeyFile path id)");
-                return 0;
-            }
-        }
-    }
     for (i = 0; i < sc->key_files->nelts; i++) {
         const imgstore_key_file_t *kf = &APR_ARRAY_IDX(sc->key_files, i, imgstore_key_file_t);
         unsigned char master[IMGSTORE_MASTER_KEY_BYTES];
@@ -344,6 +334,7 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
         }
         OPENSSL_cleanse(master, sizeof(master));
         if (err != NULL) {
+            /* A file without an id is key 1: two of them collide as a duplicate id. */
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                          IMGLOGNO(00003) "ImgStoreKeyFile %s (key id %d) %s", kf->path, key_id,
                          err);

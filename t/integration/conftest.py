@@ -66,11 +66,16 @@ def wait_port(port, timeout=15.0, up=True):
 
 
 def pid_alive(pid):
+    """True while pid runs; a zombie (exited, not yet reaped by init) counts as gone."""
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def as_postgres(cmd, **kw):

@@ -3,6 +3,8 @@ import calendar
 import email.utils
 import os
 import re
+import socket
+import struct
 import time
 
 import pytest
@@ -107,6 +109,44 @@ def test_116_chunked_upload_is_accepted(httpd):
     assert r.request.headers.get("Transfer-Encoding") == "chunked"
     assert r.status_code == 201, r.text
     assert httpd.get("/image/" + r.json()["hash"]).content == read("sample-100k.jpg")
+
+
+def test_117_an_image_close_to_the_default_10m_limit_round_trips(httpd):
+    # A valid 24-bit BMP of about 9.4 MiB: under ImgStoreMaxSize's default of 10M.
+    w, h = 1800, 1830
+    row = (w * 3 + 3) & ~3
+    pixels = os.urandom(row * h)
+    bmp = (b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
+           + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+           + pixels)
+    assert 9 * 1024 * 1024 < len(bmp) < 10 * 1024 * 1024
+    r = httpd.upload(data=bmp, filename="big.bmp")
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(bmp) and r.json()["type"] == "image/bmp"
+    g = httpd.get("/image/" + r.json()["hash"])
+    assert g.status_code == 200 and g.content == bmp
+
+
+def test_118_an_upload_with_expect_100_continue_is_accepted(httpd):
+    # curl sends "Expect: 100-continue" for bodies over 1 KiB and waits for the interim answer.
+    body, ctype = multipart([("file", "a.png", "image/png", read("sample.png"))])
+    s = socket.create_connection(("127.0.0.1", httpd.port), timeout=15)
+    try:
+        s.sendall(("POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                   "Content-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+                   % (ctype, len(body))).encode())
+        interim = s.recv(1000)
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        s.sendall(body)
+        answer = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            answer += c
+    finally:
+        s.close()
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:200]
 
 
 # -- 400 -----------------------------------------------------------------------------------
@@ -215,6 +255,17 @@ def test_134_chunked_upload_under_max_size_is_accepted(limited):
                        for i in range(0, len(body), 1000)) + b"0\r\n\r\n"
     resp = raw_http(limited.port, head, chunked)
     assert resp.status == 201, resp.raw[:300]
+
+
+def test_135_max_size_is_inclusive_to_the_byte(make_httpd):
+    n = len(read("sample.png"))
+    h = make_httpd(defines=["IMGSTORE_NO_ROOT_MOUNT"],
+                   extra="<Location /exact>\n    SetHandler imgstore\n    ImgStoreMaxSize %d\n"
+                         "</Location>\n<Location /under>\n    SetHandler imgstore\n"
+                         "    ImgStoreMaxSize %d\n</Location>\n" % (n, n - 1))
+    r = h.upload(image("sample.png"), prefix="/exact")
+    assert r.status_code == 201, r.text
+    assert_json_error(h.upload(image("sample.png"), prefix="/under"), 413)
 
 
 # -- 415 -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <apr_general.h>
+#include <apr_strings.h>
 
 #include "imgstore_keyfile.h"
 
@@ -27,10 +28,9 @@ static void teardown(void)
 
 static const char *write_file(const char *name, const void *data, size_t len, mode_t mode)
 {
-    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    const char *path = apr_psprintf(pool, "%s/%s", dir, name);
     FILE *f;
 
-    sprintf(path, "%s/%s", dir, name);
     unlink(path);
     f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);

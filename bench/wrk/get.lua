@@ -1,0 +1,28 @@
+-- GETs spread over many stored images.
+--   wrk ... -s get.lua http://127.0.0.1:PORT -- HASHFILE PREFIX
+-- HASHFILE holds one name per line (an image hash); each request is
+-- PREFIX .. name ("/image/" for the module, "/static/" for the static ceiling).
+-- Each thread walks the list round-robin from its own starting point, so the
+-- threads do not ask for the same row at the same moment.
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(dir .. "common.lua")
+
+function init(args)
+   non2xx = 0
+   local file, prefix = args[1], args[2]
+   reqs = {}
+   for line in io.lines(file) do
+      if #line > 0 then
+         -- Prebuilt once: building a request per call costs wrk CPU we want to spend on the server.
+         reqs[#reqs + 1] = wrk.format("GET", prefix .. line)
+      end
+   end
+   assert(#reqs > 0, "no names in " .. file)
+   -- Offset each thread by a prime stride so threads start in different places.
+   pos = (thread_id * 7919) % #reqs
+end
+
+function request()
+   pos = pos % #reqs + 1
+   return reqs[pos]
+end
