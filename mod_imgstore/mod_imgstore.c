@@ -42,8 +42,10 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, IMGLOGNO(00060) "cannot create a mutex");
         return;
     }
+    imgstore_globals.db_down = 0;
     imgstore_globals.db_retry_at = 0;
     imgstore_globals.schema_ok = 0;
+    imgstore_globals.schema_warned = 0;
     imgstore_globals.schema_retry_at = 0;
     imgstore_globals.next_request_cleanup = 0;
     imgstore_globals.cleanup_running = 0;

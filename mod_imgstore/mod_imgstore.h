@@ -23,8 +23,10 @@
 #define IMGSTORE_DEFAULT_TTL 300
 #define IMGSTORE_DEFAULT_MAX_SIZE (10 * 1024 * 1024)
 #define IMGSTORE_DEFAULT_CLEANUP_INTERVAL 60
-/* How long a child waits before trying an unreachable database again (and Retry-After). */
-#define IMGSTORE_DB_RETRY_SECONDS 5
+/* How long a child waits before probing an unreachable database again. */
+#define IMGSTORE_DB_RETRY_SECONDS 2
+/* What a 503 tells clients to wait. */
+#define IMGSTORE_RETRY_AFTER_SECONDS 5
 /* Multipart framing allowed on top of ImgStoreMaxSize before a body is "too large". */
 #define IMGSTORE_BODY_OVERHEAD (64 * 1024)
 
@@ -59,9 +61,12 @@ typedef struct {
     int active_key;
     apr_int64_t cleanup_interval;
     apr_int64_t max_total;
-    apr_thread_mutex_t *mutex; /* guards the fields below, per child */
-    apr_time_t db_retry_at;    /* database known down until then */
+    const char *probe_conninfo; /* DBDParams, for PQping while the database is down */
+    apr_thread_mutex_t *mutex;  /* guards the fields below, per child */
+    int db_down;                /* the last attempt found the database unreachable */
+    apr_time_t db_retry_at;     /* when a thread may probe it again */
     int schema_ok;             /* 1 once the schema version matched */
+    int schema_warned;         /* IMG00012 logged by this child */
     apr_time_t schema_retry_at;
     apr_time_t next_request_cleanup;
     int cleanup_running;

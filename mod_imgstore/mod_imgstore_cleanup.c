@@ -99,7 +99,7 @@ void imgstore_cleanup_after_request(request_rec *r)
 
     apr_thread_mutex_lock(imgstore_globals.mutex);
     due = now >= imgstore_globals.next_request_cleanup && !imgstore_globals.cleanup_running &&
-          now >= imgstore_globals.db_retry_at;
+          !imgstore_globals.db_down;
     if (due) {
         imgstore_globals.next_request_cleanup =
             now + apr_time_from_sec(imgstore_globals.cleanup_interval);

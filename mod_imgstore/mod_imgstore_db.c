@@ -5,6 +5,8 @@
  */
 #include "mod_imgstore.h"
 
+#include <http_config.h>
+
 #include <apr_dbd.h>
 #include <apr_optional.h>
 #include <apr_strings.h>
@@ -13,8 +15,42 @@
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * dbd_open;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * dbd_close;
 
+/* The first DBDParams of the configuration: the top level's, else a virtual host's. */
+static const char *find_dbd_params(apr_pool_t *p, const ap_directive_t *d, int depth)
+{
+    const char *found = NULL;
+
+    for (; d != NULL && found == NULL; d = d->next) {
+        if (!strcasecmp(d->directive, "DBDParams") && d->args != NULL) {
+            const char *args = d->args;
+            found = ap_getword_conf(p, &args);
+        }
+    }
+    (void)depth;
+    return found;
+}
+
+static const char *dbd_params_anywhere(apr_pool_t *p)
+{
+    const ap_directive_t *d;
+    const char *found = find_dbd_params(p, ap_conftree, 0);
+
+    for (d = ap_conftree; d != NULL && found == NULL; d = d->next) {
+        if (d->first_child != NULL) {
+            found = find_dbd_params(p, d->first_child, 1);
+        }
+    }
+    return found;
+}
+
 int imgstore_db_init(apr_pool_t *pconf, server_rec *s)
 {
+    /*
+     * While the database is down, a child probes it with PQping (no login,
+     * nothing logged) and only then asks mod_dbd again, which logs two lines
+     * per failed attempt: an outage costs one line per child, not a stream.
+     */
+    imgstore_globals.probe_conninfo = dbd_params_anywhere(pconf);
     dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     if (dbd_open == NULL || dbd_close == NULL) {
@@ -26,35 +62,64 @@ int imgstore_db_init(apr_pool_t *pconf, server_rec *s)
     return 1;
 }
 
-/* Another thread of this child saw the database down: answer 503 without trying. */
-static int db_known_down(void)
+/*
+ * Whether this thread may try the database now. While it is known down, one
+ * thread per child probes it every IMGSTORE_DB_RETRY_SECONDS; everyone else
+ * answers 503 at once.
+ */
+static int db_may_try(void)
 {
     apr_time_t now = apr_time_now();
-    int down;
+    const char *conninfo;
+    int down, probe;
 
     apr_thread_mutex_lock(imgstore_globals.mutex);
-    down = now < imgstore_globals.db_retry_at;
+    down = imgstore_globals.db_down;
+    probe = down && now >= imgstore_globals.db_retry_at;
+    if (probe) {
+        imgstore_globals.db_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+    }
+    conninfo = imgstore_globals.probe_conninfo;
     apr_thread_mutex_unlock(imgstore_globals.mutex);
-    return down;
+    if (!down) {
+        return 1;
+    }
+    if (!probe) {
+        return 0;
+    }
+    return conninfo == NULL || PQping(conninfo) == PQPING_OK;
 }
 
-/* Start the back-off; the first thread to notice logs one line for the whole period. */
+/* Log the transition to "down" once; later failed attempts stay quiet. */
 static void db_mark_down(server_rec *s, const char *why)
 {
     apr_time_t now = apr_time_now();
-    int log = 0;
+    int was_down;
 
     apr_thread_mutex_lock(imgstore_globals.mutex);
-    if (now >= imgstore_globals.db_retry_at) {
-        imgstore_globals.db_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
-        log = 1;
-    }
+    was_down = imgstore_globals.db_down;
+    imgstore_globals.db_down = 1;
+    imgstore_globals.db_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
     apr_thread_mutex_unlock(imgstore_globals.mutex);
-    if (log) {
+    if (!was_down) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     IMGLOGNO(00011) "database unavailable (%s); answering 503 and trying "
-                                     "again in %ds",
+                     IMGLOGNO(00011) "database unavailable (%s); answering 503 and trying again "
+                                     "every %ds",
                      why, IMGSTORE_DB_RETRY_SECONDS);
+    }
+}
+
+static void db_mark_up(server_rec *s)
+{
+    int was_down;
+
+    apr_thread_mutex_lock(imgstore_globals.mutex);
+    was_down = imgstore_globals.db_down;
+    imgstore_globals.db_down = 0;
+    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    if (was_down) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     IMGLOGNO(00015) "database reachable again");
     }
 }
 
@@ -100,6 +165,8 @@ static imgstore_store_status_e check_schema(server_rec *s, PGconn *conn, apr_poo
                      IMGLOGNO(00012) "database schema is behind (%s): run sql/imgstore-migrate "
                                      "against the database; answering 503 until then",
                      *err);
+    }
+    if (st != IMGSTORE_STORE_OK) {
         st = IMGSTORE_STORE_SCHEMA;
     }
     return st;
@@ -137,7 +204,7 @@ imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_d
     int attempt;
 
     *err = "database unavailable";
-    if (db_known_down()) {
+    if (!db_may_try()) {
         return IMGSTORE_STORE_CONN;
     }
     for (attempt = 0; attempt < 2; attempt++) {
@@ -169,6 +236,7 @@ imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_d
         }
         dbd_close(s, dbd);
         if (st != IMGSTORE_STORE_CONN) {
+            db_mark_up(s);
             return st;
         }
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,

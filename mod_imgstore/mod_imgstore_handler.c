@@ -142,9 +142,9 @@ int imgstore_send_db_error(request_rec *r, imgstore_store_status_e st, const cha
         case IMGSTORE_STORE_CONN:
         case IMGSTORE_STORE_SCHEMA:
             apr_table_setn(r->err_headers_out, "Retry-After",
-                           apr_itoa(r->pool, IMGSTORE_DB_RETRY_SECONDS));
+                           apr_itoa(r->pool, IMGSTORE_RETRY_AFTER_SECONDS));
             apr_table_setn(r->headers_out, "Retry-After",
-                           apr_itoa(r->pool, IMGSTORE_DB_RETRY_SECONDS));
+                           apr_itoa(r->pool, IMGSTORE_RETRY_AFTER_SECONDS));
             return imgstore_send_error(r, HTTP_SERVICE_UNAVAILABLE,
                                        "storage temporarily unavailable, try again later");
         default:
@@ -202,7 +202,7 @@ static int handle_health(request_rec *r)
     imgstore_json_add_str(j, "database",
                           st == IMGSTORE_STORE_SCHEMA ? "schema out of date" : "unreachable");
     body = imgstore_json_finish(j, &len);
-    apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, IMGSTORE_DB_RETRY_SECONDS));
+    apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, IMGSTORE_RETRY_AFTER_SECONDS));
     return imgstore_send_json(r, HTTP_SERVICE_UNAVAILABLE, body, len);
 }
 
