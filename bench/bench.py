@@ -447,38 +447,51 @@ def wrk(url, script, args, conns, duration, stop_when=None):
         raise RuntimeError("wrk failed (%s):\n%s\n%s" % (p.returncode, out, err))
     r = json.loads(m.group(1))
     secs = r["duration_us"] / 1e6
+    errors = {k: r[k] for k in ("non2xx", "err_connect", "err_read", "err_write", "err_timeout")
+              if r[k]}
     return {"rps": r["requests"] / secs if secs else 0.0, "requests": r["requests"],
             "seconds": round(secs, 2), "mb_per_s": r["bytes"] / secs / 1e6 if secs else 0.0,
             "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
-            "max_ms": r["max_us"] / 1000,
-            "errors": r["non2xx"] + r["err_connect"] + r["err_read"] + r["err_write"]
-            + r["err_timeout"], "non2xx": r["non2xx"]}
+            "max_ms": r["max_us"] / 1000, "errors": sum(errors.values()),
+            "error_kinds": errors}
 
 
 def pgbench(db, script, conns, duration, variables, tmp):
     """One pgbench run with the extended protocol (PQexecParams-like unnamed statements,
-    as the module uses); latencies from its per-transaction log."""
+    as the module uses). Each pgbench run opens fresh connections, and a new backend's
+    first transactions are slow (connection storm, cold caches): pgbench runs `settle`
+    seconds longer and only the last `duration` seconds of its per-transaction log
+    (completion time stamps) count, for req/s and latencies alike."""
+    settle = 1 if conns <= 16 else 2
     logdir = tempfile.mkdtemp(prefix="pgbench-", dir=tmp)
     cmd = [PGBENCH, "-n", "-M", "extended", "-c", str(conns), "-j", str(min(conns, 2)),
-           "-T", str(duration), "-f", os.path.join(PGBENCH_DIR, script), "-l",
+           "-T", str(duration + settle), "-f", os.path.join(PGBENCH_DIR, script), "-l",
            "--log-prefix", os.path.join(logdir, "log")]
     for k, v in variables.items():
         cmd += ["-D", "%s=%s" % (k, v)]
-    rc, out, err = run_child(cmd + db.conn_args(), timeout=duration + 120)
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    rc, out, err = run_child(cmd + db.conn_args(), timeout=duration + settle + 120)
     failed = re.search(r"number of failed transactions: (\d+)", out)
-    if rc != 0 or not m:
+    if rc != 0 or "number of transactions actually processed" not in out:
         raise RuntimeError("pgbench failed (%d):\n%s\n%s" % (rc, out, err))
-    lat = []
+    done = []  # (completion time in s, latency in us)
     for name in os.listdir(logdir):
         with open(os.path.join(logdir, name)) as f:
-            lat.extend(int(line.split()[2]) for line in f if line.strip())
+            for line in f:
+                v = line.split()
+                if len(v) >= 6:
+                    done.append((int(v[4]) + int(v[5]) / 1e6, int(v[2])))
     shutil.rmtree(logdir)
-    lat.sort()
-    return {"rps": float(m.group(1)), "requests": len(lat), "seconds": duration,
+    if not done:
+        raise RuntimeError("pgbench completed no transaction:\n" + out)
+    end = max(t for t, _ in done)
+    start = max(end - duration, min(t for t, _ in done))
+    lat = sorted(us for t, us in done if t >= start)
+    secs = max(end - start, 1e-3)
+    errors = int(failed.group(1)) if failed else 0
+    return {"rps": len(lat) / secs, "requests": len(lat), "seconds": round(secs, 2),
             "p50_ms": percentile(lat, 50) / 1000, "p99_ms": percentile(lat, 99) / 1000,
-            "max_ms": (lat[-1] if lat else 0) / 1000,
-            "errors": int(failed.group(1)) if failed else 0, "non2xx": 0}
+            "max_ms": lat[-1] / 1000, "errors": errors,
+            "error_kinds": {"failed": errors} if errors else {}}
 
 
 def percentile(sorted_values, p):
@@ -609,14 +622,28 @@ class Bench:
         r.update(s)
         r.update(kind=kind, size=size, conns=conns, **info)
         self.runs.append(r)
-        log("%-14s %-5s c=%-3d %9.1f req/s  p50 %7.2f ms  p99 %7.2f ms  err %d  cpu %s" % (
-            kind, size, conns, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"],
+        log("%-19s %-4s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  err %s  cpu %s" % (
+            kind, size, conns, r["rps"], r["p50_ms"], r["p99_ms"], fmt_errors(r),
             " ".join("%s=%.2f" % kv for kv in r["cpu_cores"].items())))
         return r
 
-    def wrk_get(self, prefix, hashfile, conns, duration, stop_when=None):
-        return lambda: wrk(self.h.url(""), "get.lua", [hashfile, prefix], conns, duration,
-                           stop_when)
+    # A "load" is a function of a duration that runs wrk and returns its figures.
+    def get_load(self, prefix, hashfile, conns, stop_when=None):
+        return lambda d: wrk(self.h.url(""), "get.lua", [hashfile, prefix], conns, d, stop_when)
+
+    def post_load(self, image, conns):
+        return lambda d: wrk(self.h.url("/upload"), "post.lua", [image], conns, d)
+
+    def warm_and_record(self, kind, label, c, load, memory=False, before=None, **info):
+        """A short unrecorded run at the same concurrency first (the module's DB pools
+        grow to it, the MPM spawns its children, the page cache holds the files), then
+        before() (e.g. empty the table), then the measured run."""
+        if self.p["warmup"]:
+            load(self.p["warmup"])
+        if before:
+            before()
+        return self.record(kind, label, c, lambda: load(self.p["duration"]), memory=memory,
+                           **info)
 
     # -- per size: retrieval, upload, and their ceilings ------------------------------
     def store_images(self, label, images, count):
@@ -650,42 +677,39 @@ class Bench:
         return first, last
 
     def size_phase(self, label, images):
-        d, w = self.p["duration"], self.p["warmup"]
+        """Upload and retrieval of one image size at each connection count, with the
+        ceilings; returns the stored images [(hash, file)] and the file of their hashes."""
+        log("size %s" % label)
+        # Upload first: each run starts from an empty table, module and pgbench alike.
+        ins_vars = {"size_class": size_class(label), "variants": VARIANTS}
+        truncate = lambda: self.db.sql("TRUNCATE imgstore_images")  # noqa: E731
+        for c in self.p["conns"]:
+            self.warm_and_record("module_post", label, c, self.post_load(images[0], c),
+                                 memory=True, before=truncate)
+            truncate()
+            self.record("pgbench_insert", label, c, lambda c=c: pgbench(
+                self.db, "insert.sql", c, self.p["duration"], ins_vars, self.tmp))
+
+        # Retrieval: the same images through the module and as static files, each
+        # connection count in turn so that any drift of the machine touches all alike.
         count = SIZES[label][1]
         log("size %s: storing %d images through the module" % (label, count))
         stored, hashfile = self.store_images(label, images, count)
         first, last = self.insert_select_rows(label, count)
-        sel_vars = {"first": first, "last": last}
-
-        # Retrieval: static ceiling and module, alternating per connection count so
-        # that any drift of the machine touches both alike; then pgbench SELECT.
-        wrk(self.h.url(""), "get.lua", [hashfile, "/static/"], 16, w)    # warm page cache
-        wrk(self.h.url(""), "get.lua", [hashfile, "/image/"], 16, w)     # warm DB pools
         for c in self.p["conns"]:
-            self.record("static_get", label, c, self.wrk_get("/static/", hashfile, c, d))
-            self.record("module_get", label, c, self.wrk_get("/image/", hashfile, c, d),
-                        memory=True)
-            self.record("static_sendfile_get", label, c,
-                        self.wrk_get("/static-sendfile/", hashfile, c, d))
+            for kind, prefix, memory in (("static_get", "/static/", False),
+                                         ("module_get", "/image/", True),
+                                         ("static_sendfile_get", "/static-sendfile/", False)):
+                self.warm_and_record(kind, label, c, self.get_load(prefix, hashfile, c),
+                                     memory=memory)
         self.extra.setdefault("verify", {})[label] = {
             "module": verify_sample(self.h, stored, "/image/"),
             "static": verify_sample(self.h, stored, "/static/")}
-        pgbench(self.db, "select.sql", 16, w, sel_vars, self.tmp)
+        sel_vars = {"first": first, "last": last}
         for c in self.p["conns"]:
-            self.record("pgbench_select", label, c,
-                        lambda c=c: pgbench(self.db, "select.sql", c, d, sel_vars, self.tmp))
-
-        # Upload: each run starts from an empty table, module and pgbench alike.
-        post_url = self.h.url("/upload")
-        ins_vars = {"size_class": size_class(label), "variants": VARIANTS}
-        for c in self.p["conns"]:
-            self.db.sql("TRUNCATE imgstore_images")
-            self.record("module_post", label, c,
-                        lambda c=c: wrk(post_url, "post.lua", [images[0]], c, d), memory=True)
-            self.db.sql("TRUNCATE imgstore_images")
-            self.record("pgbench_insert", label, c,
-                        lambda c=c: pgbench(self.db, "insert.sql", c, d, ins_vars, self.tmp))
-        self.db.sql("TRUNCATE imgstore_images; VACUUM ANALYZE imgstore_images")
+            self.record("pgbench_select", label, c, lambda c=c: pgbench(
+                self.db, "select.sql", c, self.p["duration"], sel_vars, self.tmp))
+        return stored, hashfile
 
     # -- cost growth ------------------------------------------------------------------
     def fill(self, n, expires_at, tag):
@@ -704,19 +728,16 @@ class Bench:
         """ % (os.urandom(8).hex(), BENCH_KEY_ID, expires_at, n), timeout=600)
         log("filled %d %s rows in %.1f s" % (n, tag, time.monotonic() - t))
 
-    def growth_phase(self, images):
-        label = "100k"
-        d, w = self.p["duration"], self.p["warmup"]
-        count = SIZES[label][1]
-        log("growth: storing %d %s images" % (count, label))
-        stored, hashfile = self.store_images(label, images, count)
+    def growth_phase(self, hashfile):
+        """Retrieval of the 100 KB images stored by size_phase("100k") at 16 connections
+        as filler rows bring the table to each row count of the profile."""
         growth = []
+        get = self.get_load("/image/", hashfile, 16)
         for rows in self.p["growth"]:
             self.fill(rows - self.db.count(), FAR_FUTURE, "live filler")
             self.db.sql("CHECKPOINT")  # so the fill's writes do not land in the run
-            wrk(self.h.url(""), "get.lua", [hashfile, "/image/"], 16, w)
-            r = self.record("module_get", label, 16, self.wrk_get("/image/", hashfile, 16, d),
-                            memory=True, rows=rows, phase="growth")
+            r = self.warm_and_record("module_get", "100k", 16, get, memory=True, rows=rows,
+                                     phase="growth")
             growth.append({"rows": rows, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
                            "rps": r["rps"]})
         self.extra["growth"] = growth
@@ -731,8 +752,8 @@ class Bench:
         self.fill(n, 2, "expired")
         self.db.sql("CHECKPOINT")
         d = self.p["duration"]
-        before = self.record("module_get", "100k", 16,
-                             self.wrk_get("/image/", hashfile, 16, d), memory=True,
+        get = self.get_load("/image/", hashfile, 16)
+        before = self.record("module_get", "100k", 16, lambda: get(d), memory=True,
                              phase="before_cleanup", rows=live + n)
         # wrk runs during the pass only: started first, interrupted when the pass ends.
         done = threading.Event()
@@ -748,8 +769,8 @@ class Bench:
 
         t = threading.Thread(target=pass_, daemon=True)
         t.start()
-        during = self.record("module_get", "100k", 16,
-                             self.wrk_get("/image/", hashfile, 16, 330, stop_when=done),
+        during_load = self.get_load("/image/", hashfile, 16, stop_when=done)
+        during = self.record("module_get", "100k", 16, lambda: during_load(330),
                              memory=True, phase="during_cleanup", rows=live + n)
         t.join(timeout=30)
         if "deleted" not in result:
@@ -772,8 +793,8 @@ class Bench:
     # -- whole run ----------------------------------------------------------------------
     def run(self):
         log("profile %s; generating images" % self.profile)
-        labels = list(dict.fromkeys(self.p["sizes"] + ["100k"]))
-        images = make_images(self.tmp, labels)
+        assert "100k" in self.p["sizes"], "growth and cleanup use the 100 KB images"
+        images = make_images(self.tmp, self.p["sizes"])
         self.extra["images"] = {lb: [os.path.getsize(p) for p in ps] for lb, ps in images.items()}
         self.start()
         pg_setup_bench_objects(self.db, images)
@@ -781,8 +802,10 @@ class Bench:
         log("openssl speed")
         self.extra["openssl_aes_256_gcm"] = openssl_speed(self.p["openssl"])
         for label in self.p["sizes"]:
-            self.size_phase(label, images[label])
-        self.growth_phase(images["100k"])
+            stored, hashfile = self.size_phase(label, images[label])
+            if label == "100k":
+                # Growth and cleanup reuse the 100 KB images just stored.
+                self.growth_phase(hashfile)
         self.extra["httpd_unexpected_log_lines"] = self.h.unexpected_log_lines()
 
 
@@ -792,6 +815,14 @@ class Bench:
 
 def mb(n):
     return "%.1f MB" % (n / 1e6)
+
+
+def fmt_errors(r):
+    """"0", or the count with its kinds: "7 (read 5, timeout 2)"."""
+    if not r["errors"]:
+        return "0"
+    return "%d (%s)" % (r["errors"], ", ".join(
+        "%s %d" % (k.replace("err_", ""), v) for k, v in r["error_kinds"].items()))
 
 
 def fmt_table(headers, rows):
@@ -907,7 +938,7 @@ def report(result):
             continue
         cpu = r["cpu_cores"]
         rows.append([r["size"], r["conns"], names[r["kind"]], "%.0f" % r["rps"],
-                     "%.2f" % r["p50_ms"], "%.2f" % r["p99_ms"], r["errors"],
+                     "%.2f" % r["p50_ms"], "%.2f" % r["p99_ms"], fmt_errors(r),
                      "%.2f" % cpu["client"], "%.2f" % cpu["httpd"], "%.2f" % cpu["postgres"],
                      "%.2f" % cpu["other"], "%.2f" % cpu["machine"]])
     lines.append("Throughput and latency. CPU columns: cores used during the run (of %d); "

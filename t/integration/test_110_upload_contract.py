@@ -149,6 +149,37 @@ def test_118_an_upload_with_expect_100_continue_is_accepted(httpd):
     assert answer.startswith(b"HTTP/1.1 201 "), answer[:200]
 
 
+@pytest.mark.parametrize("variant", ["quoted boundary with a space", "case and extra parameters",
+                                     "preamble", "epilogue", "file part without filename"])
+def test_119_legal_multipart_variants_are_accepted(httpd, variant):
+    png = read("sample.png")
+    if variant == "file part without filename":
+        body, ctype = multipart([("file", None, None, png)])
+    else:
+        body, ctype = multipart([("file", "a.png", "image/png", png)], boundary="abc def'()+_,-./:=?")
+        ctype = 'multipart/form-data; boundary="abc def\'()+_,-./:=?"'
+    if variant == "case and extra parameters":
+        ctype = 'Multipart/Form-Data; charset=utf-8; BOUNDARY="abc def\'()+_,-./:=?"'
+    elif variant == "preamble":
+        body = b"This is the preamble; it is to be ignored.\r\n" + body
+    elif variant == "epilogue":
+        body = body + b"This is the epilogue; it is to be ignored too.\r\n"
+    r = post_raw(httpd, body, ctype)
+    assert r.status_code == 201, r.text
+    assert httpd.get("/image/" + r.json()["hash"]).content == png
+
+
+def test_120_without_a_host_header_the_url_still_names_this_server(httpd):
+    # An HTTP/1.0 client may send no Host: the url must still reach the image.
+    body, ctype = multipart([("file", "a.png", "image/png", read("sample.png"))])
+    resp = raw_http(httpd.port, "POST /upload HTTP/1.0\r\nContent-Type: %s\r\n"
+                    "Content-Length: %d" % (ctype, len(body)), body)
+    assert resp.status == 201, resp.raw[:300]
+    url = resp.headers["location"]
+    hash_ = url.rsplit("/", 1)[1]
+    assert url == "http://127.0.0.1:%d/image/%s" % (httpd.port, hash_), url
+
+
 # -- 400 -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("content_type,body", [
@@ -159,11 +190,11 @@ def test_118_an_upload_with_expect_100_continue_is_accepted(httpd):
     ("multipart/mixed; boundary=abc", b"--abc\r\n\r\nx\r\n--abc--\r\n"),
     ("multipart/form-data", b"--abc\r\n\r\nx\r\n--abc--\r\n"),  # no boundary parameter
 ])
-def test_120_a_body_that_is_not_multipart_form_data_is_400(httpd, content_type, body):
+def test_122_a_body_that_is_not_multipart_form_data_is_400(httpd, content_type, body):
     assert_json_error(post_raw(httpd, body, content_type), 400)
 
 
-def test_121_malformed_multipart_is_400(httpd):
+def test_123_malformed_multipart_is_400(httpd):
     good, ctype = multipart([("file", "a.png", "image/png", read("sample.png"))])
     # The declared boundary never appears.
     assert_json_error(post_raw(httpd, b"just some bytes\r\n" * 20, ctype), 400)
@@ -177,24 +208,24 @@ def test_121_malformed_multipart_is_400(httpd):
     assert_json_error(post_raw(httpd, b"", ctype), 400)
 
 
-def test_122_no_file_part_is_400(httpd):
+def test_124_no_file_part_is_400(httpd):
     body, ctype = multipart([("image", "a.png", "image/png", read("sample.png"))])
     assert_json_error(post_raw(httpd, body, ctype), 400)
 
 
-def test_123_two_file_parts_is_400(httpd):
+def test_125_two_file_parts_is_400(httpd):
     body, ctype = multipart([("file", "a.png", "image/png", read("sample.png")),
                              ("file", "b.png", "image/png", read("sample.png"))])
     assert_json_error(post_raw(httpd, body, ctype), 400)
 
 
-def test_124_an_unbounded_number_of_parts_is_400(httpd):
+def test_126_an_unbounded_number_of_parts_is_400(httpd):
     parts = [("f%d" % i, None, None, b"x") for i in range(200)]
     body, ctype = multipart(parts + [("file", "a.png", "image/png", read("sample.png"))])
     assert_json_error(post_raw(httpd, body, ctype), 400)
 
 
-def test_125_an_oversized_part_header_block_is_400(httpd):
+def test_127_an_oversized_part_header_block_is_400(httpd):
     body, ctype = multipart([("file", "a" * 100000 + ".png", "image/png", read("sample.png"))])
     assert_json_error(post_raw(httpd, body, ctype), 400)
 

@@ -4,6 +4,7 @@ Each test runs against a database of its own, so that no other server's cleanup 
 no other test's rows, can change what it observes.
 """
 import calendar
+import threading
 import time
 
 import requests
@@ -100,3 +101,24 @@ def test_304_expiry_is_exact_when_a_row_outlives_its_ttl_in_the_database(pg, mak
     # And never served once its expiry second had passed.
     assert all(s == 404 for t, s in statuses if t >= expires_epoch(body) + 1), statuses
     assert row_count(pg, db, body["hash"]) == 1
+
+
+def test_305_concurrent_cleanups_delete_each_expired_row_exactly_once(pg, make_httpd):
+    db = pg.create_db("exp")
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 1\nImgStoreCleanupInterval 1h\n")
+    bodies = [h.upload(image("sample.gif")).json() for _ in range(24)]
+    sleep_past(max(expires_epoch(b) for b in bodies))
+    results = []
+
+    def clean():
+        r = requests.get(h.url("/cleanup"), timeout=30)
+        results.append((r.status_code, r.json().get("deleted") if r.status_code == 200 else r.text))
+
+    threads = [threading.Thread(target=clean) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(code == 200 for code, _ in results) and len(results) == 8, results
+    assert sum(n for _, n in results) == len(bodies), results
+    assert int(pg.psql("SELECT count(*) FROM imgstore_images", db=db)) == 0

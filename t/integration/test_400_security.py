@@ -6,6 +6,7 @@ import pwd
 import re
 import shutil
 import tempfile
+import threading
 
 import pytest
 import requests
@@ -231,6 +232,19 @@ def test_424_several_keys_without_an_active_key_refuse_startup(pg, make_httpd):
     assert rc != 0, "launcher exited 0 although the server refused:\n" + text
 
 
+def test_426_two_key_files_with_the_same_id_refuse_startup(pg, make_httpd):
+    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    k1 = write_key(os.path.join(d, "k1"))
+    k2 = write_key(os.path.join(d, "k2"))
+    # The base line without an id is key 1: a second key 1 is ambiguous.
+    h = make_httpd(keyfile=k1, extra="ImgStoreKeyFile %s 1\n" % k2, start=False)
+    h.allow(r"IMG0000[0-9]")
+    rc, text = h.start_refused()
+    assert "ImgStoreKeyFile" in text, text
+    assert not h.pid, "httpd came up with two different keys under id 1"
+    assert rc != 0, text
+
+
 def test_425_the_wrong_master_key_cannot_open_stored_images(pg, make_httpd):
     h1 = make_httpd()
     hash_ = upload_ok(h1, "sample.png")
@@ -342,14 +356,21 @@ def test_440_no_whole_hash_reaches_the_access_or_error_log(pg, make_httpd, logle
 def test_441_server_status_never_shows_a_whole_hash(pg, make_httpd):
     h = make_httpd(extra="ExtendedStatus On\n<Location /server-status>\n"
                          "    SetHandler server-status\n</Location>\n")
-    hashes = []
-    for _ in range(5):
-        hashes.append(upload_ok(h, "sample.png"))
-        # Keep-alive connections: the worker's scoreboard slot keeps the last request line.
-        with requests.Session() as s:
-            for x in hashes[-1:]:
-                assert s.get(h.url("/image/" + x), timeout=30).status_code == 200
+    hashes = [upload_ok(h, "sample-100k.png") for _ in range(8)]
+    # Fetched at once from several clients, so that several workers' scoreboard slots
+    # keep an image request as their last one.
+    barrier = threading.Barrier(len(hashes))
+
+    def fetch(x):
+        barrier.wait(timeout=30)
+        requests.get(h.url("/image/" + x), timeout=30)
+
+    threads = [threading.Thread(target=fetch, args=(x,)) for x in hashes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
     status = h.get("/server-status").text
-    assert "Server uptime" in status or "Current Time" in status, status[:300]
+    assert "GET /image/" in status, "server-status shows no image request at all"
     for x in hashes:
         assert x[:7] not in status, "server-status shows more than 6 characters of a hash"

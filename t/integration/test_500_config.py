@@ -157,3 +157,13 @@ def test_511_a_directive_in_a_section_it_does_not_belong_to_refuses_startup(
     assert not h.pid
     assert rc != 0, text
     assert directive.split()[0] in text, text
+
+
+def test_512_a_mount_written_with_a_trailing_slash_gives_clean_urls(make_httpd):
+    h = make_httpd(defines=["IMGSTORE_NO_ROOT_MOUNT"],
+                   extra="<Location /pics/>\n    SetHandler imgstore\n</Location>\n")
+    r = h.upload(image("sample.png"), prefix="/pics")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["url"] == h.url("/pics/image/" + body["hash"])
+    assert h.get("/pics/image/" + body["hash"]).content == read("sample.png")

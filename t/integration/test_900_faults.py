@@ -167,3 +167,28 @@ def test_904_each_201_matches_a_committed_row(httpd, pg):
         assert int(expires) == calendar.timegm(time.strptime(body["expires_at"],
                                                              "%Y-%m-%dT%H:%M:%SZ"))
         assert int(ttl) == body["expires_in"]
+
+
+def test_905_an_unread_request_body_is_never_taken_for_the_next_request(httpd):
+    # Each request below carries a body the module does not read, holding a whole
+    # pipelined "OPTIONS /health" request; a marker request follows on the same
+    # connection. The smuggled OPTIONS must never be answered (its 204 would show).
+    smuggled = b"OPTIONS /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    marker = b"GET /no-such-route HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    heads = ["POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json",
+             "POST /no-such-route HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain",
+             "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain",
+             "POST /image/%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain" % ("A" * 43),
+             "GET /image/%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain" % ("A" * 43),
+             "GET /health HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain",
+             "GET /cleanup HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain"]
+    for head in heads:
+        resp = raw_http(httpd.port, head + "\r\nContent-Length: %d" % len(smuggled),
+                        smuggled + marker)
+        assert resp.status, (head, resp.raw[:200])
+        assert b"204 No Content" not in resp.raw, "smuggled request answered after " + head
+        assert resp.raw.count(b"HTTP/1.1 ") <= 2, (head, resp.raw)
+        # Chunked bodies too.
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+        resp = raw_http(httpd.port, head + "\r\nTransfer-Encoding: chunked", chunked + marker)
+        assert b"204 No Content" not in resp.raw, "smuggled request answered after " + head
