@@ -50,6 +50,9 @@ static const char sql_delete_batch[] =
     "   ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1)"
     " SELECT count(*) FROM gone";
 
+/* Served by the expiry index: one row from its low end. */
+static const char sql_oldest_expiry[] = "SELECT min(expires_at) FROM imgstore_images";
+
 static const char sql_recount[] =
     "UPDATE imgstore_state SET total_bytes ="
     " (SELECT coalesce(sum(size), 0) FROM imgstore_images WHERE expires_at > $1)"
@@ -250,8 +253,8 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
 
     put_be64(now_be, now);
     put_be64(interval_be, interval);
-    /* A timer tick may land a little before a whole interval has passed. */
-    put_be64(slack_be, interval >= 10 ? 2 : 0);
+    /* A timer tick may land a little before a whole interval has passed (whole seconds). */
+    put_be64(slack_be, interval >= 4 ? 2 : interval / 2);
     res = force ? exec(conn, sql_claim_force, 1, types, values, lengths, formats)
                 : exec(conn, sql_claim, 3, types, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -345,6 +348,24 @@ imgstore_store_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_
         st = IMGSTORE_STORE_SCHEMA;
     } else {
         *total = get_be64((const unsigned char *)PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return st;
+}
+
+imgstore_store_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p,
+                                                          apr_int64_t now, apr_int64_t *age,
+                                                          const char **err)
+{
+    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    PGresult *res = exec(conn, sql_oldest_expiry, 0, NULL, NULL, NULL, NULL);
+
+    *age = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        st = classify(conn, p, res, err);
+    } else if (!PQgetisnull(res, 0, 0) && PQgetlength(res, 0, 0) == 8) {
+        apr_int64_t oldest = get_be64((const unsigned char *)PQgetvalue(res, 0, 0));
+        *age = oldest <= now ? now - oldest : 0;
     }
     PQclear(res);
     return st;

@@ -83,6 +83,14 @@ imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *
                                                       int batch, apr_int64_t budget_ms,
                                                       apr_int64_t *deleted, const char **err);
 
+/*
+ * How long the oldest expired row still stored has been expired, in seconds
+ * (0 when none is): a cleanup that falls behind shows here.
+ */
+imgstore_store_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p,
+                                                          apr_int64_t now, apr_int64_t *age,
+                                                          const char **err);
+
 /* Recompute the running total of live bytes (used with ImgStoreMaxTotal). */
 imgstore_store_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                                apr_int64_t *total, const char **err);

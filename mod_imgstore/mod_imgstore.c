@@ -31,6 +31,7 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
         return OK;
     }
     imgstore_cleanup_post_config(pconf, s);
+    imgstore_status_post_config(pconf, s);
     return OK;
 }
 
@@ -64,6 +65,7 @@ static void imgstore_register_hooks(apr_pool_t *p)
      */
     ap_hook_child_init(imgstore_child_init, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
     imgstore_register_handler_hooks();
+    imgstore_status_register_hooks();
 }
 
 AP_DECLARE_MODULE(imgstore) = {STANDARD20_MODULE_STUFF, imgstore_create_dir_conf,

@@ -65,8 +65,8 @@ typedef struct {
     apr_thread_mutex_t *mutex;  /* guards the fields below, per child */
     int db_down;                /* the last attempt found the database unreachable */
     apr_time_t db_retry_at;     /* when a thread may probe it again */
-    int schema_ok;             /* 1 once the schema version matched */
-    int schema_warned;         /* IMG00012 logged by this child */
+    int schema_ok;              /* 1 once the schema version matched */
+    int schema_warned;          /* IMG00012 logged by this child */
     apr_time_t schema_retry_at;
     apr_time_t next_request_cleanup;
     int cleanup_running;
@@ -128,6 +128,32 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
 
 /* mod_imgstore_redact.c: keep a whole token out of every log and server-status. */
 void imgstore_redact_token(request_rec *r);
+
+/* mod_imgstore_status.c: counters shown by mod_status (server-status). */
+typedef enum {
+    IMGSTORE_COUNTER_UPLOADS = 0,
+    IMGSTORE_COUNTER_UPLOAD_BYTES,
+    IMGSTORE_COUNTER_RETRIEVALS,
+    IMGSTORE_COUNTER_RETRIEVAL_BYTES,
+    IMGSTORE_COUNTER_REJECT_MALFORMED,
+    IMGSTORE_COUNTER_REJECT_NOT_FOUND,
+    IMGSTORE_COUNTER_REJECT_METHOD,
+    IMGSTORE_COUNTER_REJECT_TOO_LARGE,
+    IMGSTORE_COUNTER_REJECT_TYPE,
+    IMGSTORE_COUNTER_REJECT_QUOTA,
+    IMGSTORE_COUNTER_DB_UNAVAILABLE,
+    IMGSTORE_COUNTER_DB_ERRORS,
+    IMGSTORE_COUNTER_TAG_FAILURES,
+    IMGSTORE_COUNTER_CLEANUP_PASSES,
+    IMGSTORE_COUNTER_ROWS_DELETED,
+    IMGSTORE_COUNTER_COUNT
+} imgstore_counter_e;
+void imgstore_counter_add(imgstore_counter_e which, apr_uint64_t n);
+/* Count an answer by its status (the reject reasons and 503s). */
+void imgstore_counter_for_status(int status);
+void imgstore_counter_set_oldest_expired(apr_int64_t age);
+void imgstore_status_post_config(apr_pool_t *pconf, server_rec *s);
+void imgstore_status_register_hooks(void);
 
 /* The module's clock for expiry, in epoch seconds. */
 apr_int64_t imgstore_now(void);

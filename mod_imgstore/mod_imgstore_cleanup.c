@@ -40,8 +40,15 @@ static imgstore_store_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton,
         return st;
     }
     st = imgstore_store_delete_expired(conn, p, b->now, BATCH_ROWS, b->budget_ms, &b->deleted, err);
+    imgstore_counter_add(IMGSTORE_COUNTER_CLEANUP_PASSES, 1);
+    imgstore_counter_add(IMGSTORE_COUNTER_ROWS_DELETED, (apr_uint64_t)b->deleted);
     if (st == IMGSTORE_STORE_OK && imgstore_globals.max_total > 0) {
         st = imgstore_store_recount(conn, p, b->now, &total, err);
+    }
+    if (st == IMGSTORE_STORE_OK) {
+        apr_int64_t age = 0;
+        st = imgstore_store_oldest_expired_age(conn, p, b->now, &age, err);
+        imgstore_counter_set_oldest_expired(age);
     }
     return st;
 }

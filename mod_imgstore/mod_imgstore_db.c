@@ -118,8 +118,7 @@ static void db_mark_up(server_rec *s)
     imgstore_globals.db_down = 0;
     apr_thread_mutex_unlock(imgstore_globals.mutex);
     if (was_down) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     IMGLOGNO(00015) "database reachable again");
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, IMGLOGNO(00015) "database reachable again");
     }
 }
 

@@ -123,6 +123,7 @@ int imgstore_send_error(request_rec *r, int status, const char *message)
 
     imgstore_json_add_str(j, "error", message);
     body = imgstore_json_finish(j, &len);
+    imgstore_counter_for_status(status);
     /*
      * Refusing a body we did not read: close the connection rather than let
      * httpd read a possibly huge body to its end to keep it alive.

@@ -95,6 +95,7 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
     }
     if (b.open_rv != APR_SUCCESS) {
         free(b.plain);
+        imgstore_counter_add(IMGSTORE_COUNTER_TAG_FAILURES, 1);
         if (b.open_rv == APR_NOTFOUND) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           IMGLOGNO(00040) "image sealed with key id %d, which no "
@@ -115,6 +116,8 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
         return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
     }
 
+    imgstore_counter_add(IMGSTORE_COUNTER_RETRIEVALS, 1);
+    imgstore_counter_add(IMGSTORE_COUNTER_RETRIEVAL_BYTES, (apr_uint64_t)b.plain_len);
     ap_set_content_type(r, b.content_type);
     imgstore_security_headers(r);
     apr_table_setn(r->headers_out, "Content-Security-Policy", "default-src 'none'; sandbox");

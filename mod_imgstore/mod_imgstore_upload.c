@@ -224,8 +224,16 @@ int imgstore_handle_upload(request_rec *r, const imgstore_dir_conf_t *dc)
     ins.row.key_id = imgstore_globals.active_key;
     ins.row.content_type = imgstore_type_mime(type);
     ins.row.size = (apr_int64_t)size;
-    ins.row.created_at = imgstore_now();
-    ins.row.expires_at = ins.row.created_at + ttl;
+    {
+        /*
+         * Rounded up to the second, so an image lives at least its TTL; it is
+         * served while the clock is before expires_at, as the answer says.
+         */
+        apr_time_t now = apr_time_now();
+        ins.row.created_at = (apr_int64_t)apr_time_sec(now);
+        ins.row.expires_at =
+            (apr_int64_t)apr_time_sec(now + apr_time_from_sec(ttl) + APR_USEC_PER_SEC - 1);
+    }
     ins.max_total = imgstore_globals.max_total;
     aad.key_id = ins.row.key_id;
     aad.id = id;
@@ -253,5 +261,7 @@ int imgstore_handle_upload(request_rec *r, const imgstore_dir_conf_t *dc)
     }
     imgstore_token_encode(token, hash);
     OPENSSL_cleanse(token, sizeof(token));
+    imgstore_counter_add(IMGSTORE_COUNTER_UPLOADS, 1);
+    imgstore_counter_add(IMGSTORE_COUNTER_UPLOAD_BYTES, (apr_uint64_t)size);
     return answer_created(r, dc, hash, &ins.row, ttl);
 }

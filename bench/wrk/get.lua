@@ -1,7 +1,10 @@
 -- GETs spread over many stored images.
---   wrk ... -s get.lua http://127.0.0.1:PORT -- HASHFILE PREFIX
+--   wrk ... -s get.lua http://127.0.0.1:PORT -- HASHFILE PREFIX [lua-count]
 -- HASHFILE holds one name per line (an image hash); each request is
 -- PREFIX .. name ("/image/" for the module, "/static/" for the static ceiling).
+-- Answers that are not 2xx are counted by wrk itself (status > 399) unless the
+-- third argument is "lua-count": then by the response() hook, at the price of wrk
+-- copying every body into Lua (see common.lua).
 -- Each thread walks the list round-robin from its own starting point, so the
 -- threads do not ask for the same row at the same moment.
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -9,6 +12,10 @@ dofile(dir .. "common.lua")
 
 function init(args)
    non2xx = 0
+   counting = args[3] == "lua-count"
+   if not counting then
+      response = nil
+   end
    local file, prefix = args[1], args[2]
    reqs = {}
    for line in io.lines(file) do

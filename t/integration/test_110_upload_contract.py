@@ -6,6 +6,7 @@ import re
 import socket
 import struct
 import time
+import zlib
 
 import pytest
 import requests
@@ -297,6 +298,41 @@ def test_135_max_size_is_inclusive_to_the_byte(make_httpd):
     r = h.upload(image("sample.png"), prefix="/exact")
     assert r.status_code == 201, r.text
     assert_json_error(h.upload(image("sample.png"), prefix="/under"), 413)
+
+
+def test_136_a_body_sent_in_tiny_chunks_is_parsed_the_same(httpd):
+    # The parser sees the body in pieces of 1 to 7 bytes: every boundary is split
+    # at every possible offset somewhere.
+    data = read("sample.gif")
+    body, ctype = multipart([("note", None, None, b"x" * 50), ("file", "a.gif", "image/gif", data)])
+    pieces, i, n = [], 0, 1
+    while i < len(body):
+        pieces.append(body[i:i + n])
+        i += n
+        n = n % 7 + 1
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+    resp = raw_http(httpd.port, "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close"
+                    % ctype, chunked)
+    assert resp.status == 201, resp.raw[:300]
+    hash_ = resp.headers["location"].rsplit("/", 1)[1]
+    assert httpd.get("/image/" + hash_).content == data
+
+
+def test_137_image_bytes_that_look_like_the_start_of_a_boundary_survive(httpd):
+    # A valid PNG with a text chunk holding near-delimiters of the very boundary used.
+    boundary = "imgstore-near-delimiter-7f3a"
+    png = read("sample.png")
+    text = (b"Comment\x00" + b"\r\n--" + boundary[:-1].encode() + b"Z" + b"\r\n-"
+            + b"\r\n--" + boundary[:5].encode() + b"\r\r\n\n--" + b"--\r\n")
+    chunk = struct.pack(">I", len(text)) + b"tEXt" + text + \
+        struct.pack(">I", zlib.crc32(b"tEXt" + text) & 0xFFFFFFFF)
+    crafted = png[:-12] + chunk + png[-12:]  # before IEND
+    body, ctype = multipart([("file", "a.png", "image/png", crafted)], boundary=boundary)
+    r = post_raw(httpd, body, ctype)
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(crafted)
+    assert httpd.get("/image/" + r.json()["hash"]).content == crafted
 
 
 # -- 415 -----------------------------------------------------------------------------------
