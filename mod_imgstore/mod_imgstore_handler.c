@@ -142,8 +142,6 @@ int imgstore_send_db_error(request_rec *r, imgstore_store_status_e st, const cha
     switch (st) {
         case IMGSTORE_STORE_CONN:
         case IMGSTORE_STORE_SCHEMA:
-            apr_table_setn(r->err_headers_out, "Retry-After",
-                           apr_itoa(r->pool, IMGSTORE_RETRY_AFTER_SECONDS));
             apr_table_setn(r->headers_out, "Retry-After",
                            apr_itoa(r->pool, IMGSTORE_RETRY_AFTER_SECONDS));
             return imgstore_send_error(r, HTTP_SERVICE_UNAVAILABLE,
@@ -289,6 +287,26 @@ static int imgstore_handler(request_rec *r)
     }
 }
 
+/*
+ * Requests under the handler name no file: skip core's directory walk (no
+ * stat() per path segment, no .htaccess, and no "File name too long" error
+ * lines quoting a path that may hold a token), as mod_proxy does.
+ */
+static int imgstore_map_to_storage(request_rec *r)
+{
+    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+    const char *handler, *err = NULL;
+
+    if (core->expr_handler == NULL) {
+        return DECLINED;
+    }
+    handler = ap_expr_str_exec(r, core->expr_handler, &err);
+    if (err != NULL || handler == NULL || strcmp(handler, IMGSTORE_HANDLER) != 0) {
+        return DECLINED;
+    }
+    return OK;
+}
+
 static int imgstore_log_transaction(request_rec *r)
 {
     if (ap_get_module_config(r->request_config, &imgstore_module) != NULL) {
@@ -300,6 +318,7 @@ static int imgstore_log_transaction(request_rec *r)
 void imgstore_register_handler_hooks(void)
 {
     ap_hook_handler(imgstore_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(imgstore_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     /* After mod_log_config has written the access log line. */
     ap_hook_log_transaction(imgstore_log_transaction, NULL, NULL, APR_HOOK_LAST);
 }

@@ -1,8 +1,6 @@
 """5xx: mounting under a prefix, per-mount settings, ImgStoreBaseURL, directive values."""
-import re
 
 import pytest
-import requests
 
 from conftest import assert_json_error, image, read
 
