@@ -21,6 +21,7 @@ Every process it starts is stopped at exit; it talks to 127.0.0.1 only.
 import argparse
 import atexit
 import concurrent.futures
+import hashlib
 import json
 import os
 import random
@@ -623,6 +624,8 @@ def cleanup_until_done(h, deadline_s):
 # ---------------------------------------------------------------------------------
 
 class Bench:
+    """One run of a profile: the servers, the measurements in order, the extras."""
+
     def __init__(self, profile, tmp):
         self.p = PROFILES[profile]
         self.profile = profile
@@ -684,11 +687,12 @@ class Bench:
     def post_load(self, image, conns):
         return lambda d: wrk(self.h.url("/upload"), "post.lua", [image], conns, d)
 
-    def warm_and_record(self, kind, label, c, load, memory=False, before=None, **info):
+    def warm_and_record(self, kind, label, c, load, memory=False, before=None, warm=True,
+                        **info):
         """A short unrecorded run at the same concurrency first (the module's DB pools
         grow to it, the MPM spawns its children, the page cache holds the files), then
         before() (e.g. empty the table), then the measured run."""
-        if self.p["warmup"]:
+        if warm and self.p["warmup"]:
             load(self.p["warmup"])
         if before:
             before()
@@ -698,7 +702,8 @@ class Bench:
     # -- per size: retrieval, upload, and their ceilings ------------------------------
     def store_images(self, label, images, count):
         """Empty table, upload `count` images through the module, copy the same bytes
-        under DocumentRoot/static/<hash> for the static ceiling; returns the hash file."""
+        under DocumentRoot/static/<hash> for the static ceiling; returns the stored
+        images [(hash, file)] and a file of their hashes, one a line, for get.lua."""
         self.db.sql("TRUNCATE imgstore_images")
         shutil.rmtree(self.static_dir)
         os.makedirs(self.static_dir)
@@ -746,12 +751,15 @@ class Bench:
         log("size %s: storing %d images through the module" % (label, count))
         stored, hashfile = self.store_images(label, images, count)
         first, last = self.insert_select_rows(label, count)
+        # The sendfile run needs no warm-up of its own: it follows the other two at the
+        # same concurrency, on the same files.
         for c in self.p["conns"]:
-            for kind, prefix, memory in (("static_get", "/static/", False),
-                                         ("module_get", "/image/", True),
-                                         ("static_sendfile_get", "/static-sendfile/", False)):
+            for kind, prefix, memory, warm in (
+                    ("static_get", "/static/", False, True),
+                    ("module_get", "/image/", True, True),
+                    ("static_sendfile_get", "/static-sendfile/", False, False)):
                 self.warm_and_record(kind, label, c, self.get_load(prefix, hashfile, c),
-                                     memory=memory)
+                                     memory=memory, warm=warm)
         self.extra.setdefault("verify", {})[label] = {
             "module": verify_sample(self.h, stored, "/image/"),
             "static": verify_sample(self.h, stored, "/static/")}
@@ -1123,6 +1131,23 @@ def machine_info():
                                       text=True).stdout.strip()}
 
 
+def build_info():
+    """Which module was measured: the tree's commit (and whether it had local changes)
+    and the .so's own fingerprint, since the tree may move while a run goes on."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True,
+                              text=True).stdout.strip()
+
+    with open(conftest.MODULE, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"commit": git("rev-parse", "HEAD"),
+            "dirty_files": len(git("status", "--porcelain", "--untracked-files=no").splitlines()),
+            "module_sha256": digest,
+            "module_mtime": time.strftime("%Y-%m-%dT%H:%M:%S",
+                                          time.localtime(os.path.getmtime(conftest.MODULE)))}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group()
@@ -1145,6 +1170,7 @@ def main():
     b.run()
     result = {"profile": args.profile, "started": started,
               "wall_seconds": round(time.monotonic() - T0, 1), "machine": machine_info(),
+              "build": build_info(),
               "config": {"conf": conftest.CONF, "module": conftest.MODULE,
                          "extra_conf": EXTRA_CONF, "max_size": MAX_SIZE,
                          "pg": "fsync/synchronous_commit/full_page_writes off (harness), "
