@@ -16,7 +16,7 @@ typedef enum {
     IMGSTORE_TYPE_WEBP,
     IMGSTORE_TYPE_AVIF,
     IMGSTORE_TYPE_BMP,
-    IMGSTORE_TYPE_SVG,      /* recognised only to be refused: it is a script-capable document */
+    IMGSTORE_TYPE_SVG, /* recognised only to be refused: it is a script-capable document */
     IMGSTORE_TYPE_COUNT
 } imgstore_type_e;
 

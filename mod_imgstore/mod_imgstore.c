@@ -11,6 +11,8 @@
 
 #include <apr_optional.h>
 
+#include <malloc.h>
+
 apr_int64_t imgstore_now(void)
 {
     return (apr_int64_t)apr_time_sec(apr_time_now());
@@ -37,6 +39,16 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
 
 static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
 {
+#ifdef M_MMAP_THRESHOLD
+    /*
+     * Images pass through buffers up to ImgStoreMaxSize (the upload, libpq's
+     * result). glibc raises its mmap threshold after each large free, after
+     * which such buffers stay in per-thread arenas: with 25 threads a child
+     * kept hundreds of MB. A fixed threshold hands them back to the kernel
+     * on free, so a child's memory follows the requests in flight.
+     */
+    mallopt(M_MMAP_THRESHOLD, IMGSTORE_MMAP_THRESHOLD);
+#endif
     apr_status_t rv =
         apr_thread_mutex_create(&imgstore_globals.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv != APR_SUCCESS) {

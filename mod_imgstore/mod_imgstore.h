@@ -27,6 +27,8 @@
 #define IMGSTORE_DB_RETRY_SECONDS 2
 /* What a 503 tells clients to wait. */
 #define IMGSTORE_RETRY_AFTER_SECONDS 5
+/* Buffers at least this large come from mmap and go back to the kernel on free. */
+#define IMGSTORE_MMAP_THRESHOLD (256 * 1024)
 /* Multipart framing allowed on top of ImgStoreMaxSize before a body is "too large". */
 #define IMGSTORE_BODY_OVERHEAD (64 * 1024)
 
@@ -127,7 +129,8 @@ int imgstore_handle_upload(request_rec *r, const imgstore_dir_conf_t *dc);
 int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const char *hash);
 
 /* mod_imgstore_redact.c: keep a whole token out of every log and server-status. */
-void imgstore_redact_token(request_rec *r);
+/* mount: the prefix the route was found under; its own segments stay readable. */
+void imgstore_redact_token(request_rec *r, const char *mount);
 
 /* mod_imgstore_status.c: counters shown by mod_status (server-status). */
 typedef enum {

@@ -239,9 +239,12 @@ static int imgstore_handler(request_rec *r)
     }
     dc = ap_get_module_config(r->per_dir_config, &imgstore_module);
     rt = find_route(r, dc);
-    if (rt.route == ROUTE_IMAGE) {
-        /* First thing: nothing may log this request before the token is gone. */
-        imgstore_redact_token(r);
+    if (rt.route == ROUTE_IMAGE || rt.route == ROUTE_NONE) {
+        /*
+         * First thing: nothing may log this request before the token is gone.
+         * Unknown paths too: "/image/%2e%2e/<token>" is no image route any more.
+         */
+        imgstore_redact_token(r, rt.mount);
     }
     /* Ask for a cleanup attempt once the answer is out (log_transaction). */
     ap_set_module_config(r->request_config, &imgstore_module, (void *)1);
@@ -287,21 +290,35 @@ static int imgstore_handler(request_rec *r)
     }
 }
 
+/* r->filename of a request claimed at translate time (mod_proxy uses "proxy:" likewise). */
+#define CLAIMED_PREFIX "imgstore:"
+
 /*
- * Requests under the handler name no file: skip core's directory walk (no
- * stat() per path segment, no .htaccess, and no "File name too long" error
- * lines quoting a path that may hold a token), as mod_proxy does.
+ * Requests under the handler name no file: claim them at translate time,
+ * while the <Location> config is merged, so core neither maps them to the
+ * filesystem (no stat() per path segment, no .htaccess) nor logs "Cannot map
+ * ... to file" lines quoting a path that may hold a token. Runs after
+ * mod_rewrite and mod_alias, which keep their say.
  */
-static int imgstore_map_to_storage(request_rec *r)
+static int imgstore_translate_name(request_rec *r)
 {
     core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
     const char *handler, *err = NULL;
 
-    if (core->expr_handler == NULL) {
+    if (r->main != NULL || core->expr_handler == NULL) {
         return DECLINED;
     }
     handler = ap_expr_str_exec(r, core->expr_handler, &err);
     if (err != NULL || handler == NULL || strcmp(handler, IMGSTORE_HANDLER) != 0) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, CLAIMED_PREFIX, r->uri, NULL);
+    return OK;
+}
+
+static int imgstore_map_to_storage(request_rec *r)
+{
+    if (r->filename == NULL || strncmp(r->filename, CLAIMED_PREFIX, sizeof(CLAIMED_PREFIX) - 1)) {
         return DECLINED;
     }
     return OK;
@@ -318,6 +335,7 @@ static int imgstore_log_transaction(request_rec *r)
 void imgstore_register_handler_hooks(void)
 {
     ap_hook_handler(imgstore_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(imgstore_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(imgstore_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     /* After mod_log_config has written the access log line. */
     ap_hook_log_transaction(imgstore_log_transaction, NULL, NULL, APR_HOOK_LAST);
