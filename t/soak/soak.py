@@ -36,6 +36,7 @@ class Totals:
         self.lost = []
         self.corrupted = []
         self.exceptions = collections.Counter()
+        self.exception_samples = []
 
     def add(self, code):
         with self.lock:
@@ -74,6 +75,8 @@ def client(url, deadline, blobs, totals, acked, seed):
         except requests.RequestException as e:
             with totals.lock:
                 totals.exceptions[type(e).__name__] += 1
+                if len(totals.exception_samples) < 3:
+                    totals.exception_samples.append(str(e)[:200])
 
 
 def check(r, h, name, expires, blobs, totals, head=False):
@@ -126,6 +129,8 @@ def main():
     print("  non-2xx: %d (5xx: %d), client exceptions: %s" %
           (sum(n for c, n in totals.status.items() if c >= 300), fivexx,
            dict(totals.exceptions) or "none"))
+    for sample in totals.exception_samples:
+        print("  exception: " + sample)
     print("  lost: %d %s, corrupted: %d %s" % (len(totals.lost), totals.lost[:5],
                                                len(totals.corrupted), totals.corrupted[:5]))
     bad = totals.lost or totals.corrupted or fivexx or totals.exceptions
