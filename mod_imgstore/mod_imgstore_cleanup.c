@@ -9,6 +9,7 @@
  */
 #include "mod_imgstore.h"
 
+#include <ap_mpm.h>
 #include <http_protocol.h>
 #include <mod_watchdog.h>
 
@@ -101,8 +102,14 @@ void imgstore_cleanup_after_request(request_rec *r)
     apr_time_t now = apr_time_now();
     apr_int64_t deleted;
     const char *err = NULL;
-    int due;
+    int due, mpm_state = AP_MPMQ_RUNNING;
     imgstore_store_status_e st;
+
+    /* A stopping child tears down mod_dbd's pool: start no database work then. */
+    if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
+        mpm_state == AP_MPMQ_STOPPING) {
+        return;
+    }
 
     apr_thread_mutex_lock(imgstore_globals.mutex);
     due = now >= imgstore_globals.next_request_cleanup && !imgstore_globals.cleanup_running &&

@@ -9,7 +9,9 @@
 #include <mod_status.h>
 
 #include <apr_optional_hooks.h>
-#include <apr_shm.h>
+
+#include <errno.h>
+#include <sys/mman.h>
 
 typedef struct {
     apr_uint64_t v[IMGSTORE_COUNTER_COUNT];
@@ -100,16 +102,25 @@ static int status_hook(request_rec *r, int flags)
 
 void imgstore_status_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    apr_shm_t *shm;
-    apr_status_t rv = apr_shm_create(&shm, sizeof(counters_t), NULL, pconf);
+    /*
+     * Mapped directly rather than as an APR shm on pconf: a pool cleanup
+     * would unmap it while a child's last threads may still count, and the
+     * kernel unmaps it anyway when each process exits. The parent drops the
+     * previous generation's mapping on a restart; old children keep theirs.
+     */
+    void *mem;
 
-    counters = NULL;
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+    if (counters != NULL) {
+        munmap(counters, sizeof(counters_t));
+        counters = NULL;
+    }
+    mem = mmap(NULL, sizeof(counters_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
                      IMGLOGNO(00070) "no shared memory for the server-status counters");
         return;
     }
-    counters = apr_shm_baseaddr_get(shm);
+    counters = mem;
     memset(counters, 0, sizeof(*counters));
     counters->oldest_expired_age = -1;
 }
