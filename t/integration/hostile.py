@@ -465,3 +465,18 @@ def wait_gone(pids, timeout=30.0):
 def wait_readable(sock, timeout):
     r, _, _ = select.select([sock], [], [], timeout)
     return bool(r)
+
+
+def own_server(pg, name, with_hash=False):
+    """Generator for a module-scoped fixture: a default server on a database of
+    its own (so row counts are that module's alone), log-checked when done."""
+    from conftest import Httpd
+    db = pg.create_db(name)
+    h = Httpd(pg, dbname=db).start()
+    h.db = db
+    if with_hash:
+        h.hash = round_trip(h)
+    yield h
+    h.stop()
+    bad = h.unexpected_log_lines()
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)

@@ -8,19 +8,13 @@ import time
 import pytest
 
 import hostile as H
-from conftest import Httpd, read
+from conftest import read
 
 
 @pytest.fixture(scope="module")
 def srv(pg):
     """A default server on a database of its own, so row counts are this module's alone."""
-    db = pg.create_db("t700")
-    h = Httpd(pg, dbname=db).start()
-    h.db = db
-    yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from H.own_server(pg, "t700")
 
 
 def stored(srv):

@@ -7,18 +7,12 @@ import zipfile
 import pytest
 
 import hostile as H
-from conftest import Httpd, assert_json_error, read
+from conftest import assert_json_error, read
 
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    db = pg.create_db("t710")
-    h = Httpd(pg, dbname=db).start()
-    h.db = db
-    yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from H.own_server(pg, "t710")
 
 
 def _zip():

@@ -8,21 +8,14 @@ import re
 import pytest
 
 import hostile as H
-from conftest import Httpd, read, wait_until
+from conftest import read, wait_until
 
 PNG = read("sample.png")
 
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    db = pg.create_db("t730")
-    h = Httpd(pg, dbname=db).start()
-    h.db = db
-    h.hash = H.round_trip(h)
-    yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from H.own_server(pg, "t730", with_hash=True)
 
 
 def get_raw(port, target, method="GET"):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 import hostile as H
-from conftest import Httpd, read
+from conftest import read
 
 PNG = read("sample.png")
 UPLOAD_ALLOW = "POST, OPTIONS"
@@ -19,14 +19,7 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    db = pg.create_db("t740")
-    h = Httpd(pg, dbname=db).start()
-    h.db = db
-    h.hash = H.round_trip(h)
-    yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
-    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+    yield from H.own_server(pg, "t740", with_hash=True)
 
 
 def routes(srv):
