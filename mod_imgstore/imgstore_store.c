@@ -6,6 +6,8 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
+#include "imgstore_stmt.h"
+
 /* Type OIDs from PostgreSQL's catalog (pg_type.dat); stable across versions. */
 #define OID_BYTEA 17
 #define OID_INT8 20
@@ -15,23 +17,46 @@
 #define FORMAT_TEXT 0
 #define FORMAT_BINARY 1
 
-static const char sql_insert[] =
-    "INSERT INTO imgstore_images"
+/*
+ * Uploads stream the row in with COPY: a bound parameter would make libpq
+ * build the whole message in its output buffer, which it keeps at that size
+ * for the life of the pooled connection (libpq never shrinks its buffers),
+ * so every connection would end up holding twice the largest image seen.
+ */
+static const char sql_copy_in[] =
+    "COPY imgstore_images"
     " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-/* The quota is taken under the state row's lock, so concurrent uploads cannot overshoot it. */
-static const char sql_insert_quota[] =
-    "WITH quota AS (UPDATE imgstore_state SET total_bytes = total_bytes + $6"
-    "  WHERE total_bytes + $6 <= $9 RETURNING 1)"
-    " INSERT INTO imgstore_images"
+    " FROM STDIN (FORMAT binary)";
+static const char sql_copy_in_tx[] =
+    "BEGIN; COPY imgstore_images"
     " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
-    " SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM quota";
+    " FROM STDIN (FORMAT binary)";
 
+/* Taken after the row is in, so the state row is locked only until COMMIT. */
+static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = total_bytes + $1"
+                                     " WHERE total_bytes + $1 <= $2";
+
+/*
+ * Retrievals read the ciphertext in slices (substring on EXTERNAL storage
+ * reads only the TOAST chunks it needs), for the same reason: libpq holds a
+ * whole DataRow message in its input buffer and keeps the buffer.
+ */
 static const char sql_fetch[] =
-    "SELECT key_id, nonce, ciphertext, content_type, size, created_at, expires_at"
+    "SELECT key_id, nonce, substring(ciphertext from 1 for $4::int4), content_type, size, "
+    "created_at,"
+    " expires_at, octet_length(ciphertext)::int8"
     " FROM imgstore_images"
     " WHERE id = $1 AND expires_at > $2 AND octet_length(ciphertext) <= $3";
+
+static const char sql_fetch_slice[] =
+    "SELECT substring(ciphertext from $2::int4 for $3::int4) FROM imgstore_images WHERE id = $1";
+
+/* Run on every retrieval: named (see imgstore_stmt.h). */
+static const Oid fetch_types[4] = {OID_BYTEA, OID_INT8, OID_INT8, OID_INT8};
+static const Oid slice_types[3] = {OID_BYTEA, OID_INT8, OID_INT8};
+static const imgstore_stmt_t stmt_fetch = {0, "imgstore_fetch_v1", sql_fetch, 4, fetch_types};
+static const imgstore_stmt_t stmt_fetch_slice = {1, "imgstore_fetch_slice_v1", sql_fetch_slice, 3,
+                                                 slice_types};
 
 static const char sql_schema_version[] = "SELECT schema_version FROM imgstore_state";
 
@@ -115,108 +140,282 @@ static PGresult *exec(PGconn *conn, const char *sql, int n, const Oid *types,
     return PQexecParams(conn, sql, n, types, values, lengths, formats, FORMAT_BINARY);
 }
 
-imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
-                                              const imgstore_row_t *row, apr_int64_t max_total,
-                                              const char **err)
+/* Run a statement without parameters that returns no rows; OK or the classified error. */
+static imgstore_store_status_e run_simple(PGconn *conn, apr_pool_t *p, const char *sql,
+                                          const char **err)
 {
-    static const Oid types[9] = {OID_BYTEA, OID_INT2, OID_BYTEA, OID_BYTEA, OID_TEXT,
-                                 OID_INT8,  OID_INT8, OID_INT8,  OID_INT8};
-    static const int formats[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    unsigned char key_id[2], size[8], created[8], expires[8], quota[8];
-    const char *values[9];
-    int lengths[9];
     imgstore_store_status_e st = IMGSTORE_STORE_OK;
-    PGresult *res;
-    int n = max_total > 0 ? 9 : 8;
+    PGresult *res = PQexec(conn, sql);
 
-    key_id[0] = (unsigned char)(row->key_id >> 8);
-    key_id[1] = (unsigned char)(row->key_id & 0xff);
-    put_be64(size, row->size);
-    put_be64(created, row->created_at);
-    put_be64(expires, row->expires_at);
-    put_be64(quota, max_total);
-    values[0] = (const char *)row->id;
-    lengths[0] = IMGSTORE_ID_BYTES;
-    values[1] = (const char *)key_id;
-    lengths[1] = 2;
-    values[2] = (const char *)row->nonce;
-    lengths[2] = IMGSTORE_NONCE_BYTES;
-    values[3] = (const char *)row->ciphertext;
-    lengths[3] = (int)row->ciphertext_len;
-    values[4] = row->content_type;
-    lengths[4] = (int)strlen(row->content_type);
-    values[5] = (const char *)size;
-    lengths[5] = 8;
-    values[6] = (const char *)created;
-    lengths[6] = 8;
-    values[7] = (const char *)expires;
-    lengths[7] = 8;
-    values[8] = (const char *)quota;
-    lengths[8] = 8;
-
-    res = exec(conn, max_total > 0 ? sql_insert_quota : sql_insert, n, types, values, lengths,
-               formats);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
-    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
-        st = IMGSTORE_STORE_QUOTA;
     }
     PQclear(res);
     return st;
 }
 
+/* Leave a connection that is still usable outside any transaction, for the next borrower. */
+static void end_transaction(PGconn *conn)
+{
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+    }
+}
+
+/* A field of a binary COPY tuple: 32-bit length, then the bytes. */
+static unsigned char *put_field(unsigned char *out, const void *data, apr_size_t len)
+{
+    apr_uint32_t n = (apr_uint32_t)len;
+
+    out[0] = (unsigned char)(n >> 24);
+    out[1] = (unsigned char)(n >> 16);
+    out[2] = (unsigned char)(n >> 8);
+    out[3] = (unsigned char)n;
+    memcpy(out + 4, data, len);
+    return out + 4 + len;
+}
+
+/*
+ * Send one row as a binary COPY stream (PostgreSQL's documented COPY BINARY
+ * file format), the ciphertext in IMGSTORE_STORE_CHUNK pieces, and wait for
+ * the server's verdict. Returns the final result (the caller PQclear()s it),
+ * or NULL with the connection's error when sending failed.
+ */
+static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
+{
+    static const unsigned char signature[11] = {'P',  'G',  'C',  'O',  'P', 'Y',
+                                                '\n', 0xff, '\r', '\n', '\0'};
+    unsigned char head[128], tail[64], be[8], *h = head, *t = tail;
+    apr_size_t ctlen = strlen(row->content_type), off;
+    int ok;
+
+    if (ctlen > 64) {
+        PQputCopyEnd(conn, "content type too long");
+        return PQgetResult(conn);
+    }
+    memcpy(h, signature, sizeof(signature));
+    h += sizeof(signature);
+    memset(h, 0, 8); /* flags, header extension length */
+    h += 8;
+    *h++ = 0;
+    *h++ = 8; /* fields in the tuple */
+    h = put_field(h, row->id, IMGSTORE_ID_BYTES);
+    be[0] = (unsigned char)(row->key_id >> 8);
+    be[1] = (unsigned char)(row->key_id & 0xff);
+    h = put_field(h, be, 2);
+    h = put_field(h, row->nonce, IMGSTORE_NONCE_BYTES);
+    /* The ciphertext field: its length here, its bytes streamed below. */
+    h = put_field(h, "", 0);
+    h[-4] = (unsigned char)(row->ciphertext_len >> 24);
+    h[-3] = (unsigned char)(row->ciphertext_len >> 16);
+    h[-2] = (unsigned char)(row->ciphertext_len >> 8);
+    h[-1] = (unsigned char)row->ciphertext_len;
+
+    t = put_field(t, row->content_type, ctlen);
+    put_be64(be, row->size);
+    t = put_field(t, be, 8);
+    put_be64(be, row->created_at);
+    t = put_field(t, be, 8);
+    put_be64(be, row->expires_at);
+    t = put_field(t, be, 8);
+    *t++ = 0xff; /* trailer: field count -1 */
+    *t++ = 0xff;
+
+    ok = PQputCopyData(conn, (const char *)head, (int)(h - head)) == 1;
+    for (off = 0; ok && off < row->ciphertext_len; off += IMGSTORE_STORE_CHUNK) {
+        apr_size_t n = row->ciphertext_len - off;
+        if (n > IMGSTORE_STORE_CHUNK) {
+            n = IMGSTORE_STORE_CHUNK;
+        }
+        ok = PQputCopyData(conn, (const char *)row->ciphertext + off, (int)n) == 1;
+    }
+    ok = ok && PQputCopyData(conn, (const char *)tail, (int)(t - tail)) == 1;
+    if (PQputCopyEnd(conn, ok ? NULL : "client failed to send the row") != 1) {
+        return NULL;
+    }
+    return PQgetResult(conn);
+}
+
+/* Drain what follows a statement's last result, so the connection is ready for the next one. */
+static void drain(PGconn *conn)
+{
+    PGresult *res;
+
+    while ((res = PQgetResult(conn)) != NULL) {
+        PQclear(res);
+    }
+}
+
+imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
+                                              const imgstore_row_t *row, apr_int64_t max_total,
+                                              const char **err)
+{
+    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    PGresult *res = PQexec(conn, max_total > 0 ? sql_copy_in_tx : sql_copy_in);
+
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        st = classify(conn, p, res, err);
+        PQclear(res);
+        drain(conn);
+        end_transaction(conn);
+        return st;
+    }
+    PQclear(res);
+    res = copy_row(conn, row);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        st = classify(conn, p, res, err);
+    }
+    PQclear(res);
+    drain(conn);
+    if (st == IMGSTORE_STORE_OK && max_total > 0) {
+        static const Oid types[2] = {OID_INT8, OID_INT8};
+        static const int formats[2] = {1, 1}, lengths[2] = {8, 8};
+        unsigned char size_be[8], max_be[8];
+        const char *values[2] = {(const char *)size_be, (const char *)max_be};
+
+        put_be64(size_be, row->size);
+        put_be64(max_be, max_total);
+        res = exec(conn, sql_take_quota, 2, types, values, lengths, formats);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            st = classify(conn, p, res, err);
+        } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+            st = IMGSTORE_STORE_QUOTA;
+        }
+        PQclear(res);
+        if (st == IMGSTORE_STORE_OK) {
+            st = run_simple(conn, p, "COMMIT", err);
+        }
+    }
+    end_transaction(conn);
+    return st;
+}
+
+void imgstore_fetched_free(imgstore_fetched_t *f)
+{
+    if (f->buf != NULL) {
+        free(f->buf);
+        f->buf = NULL;
+    }
+    if (f->res != NULL) {
+        PQclear(f->res);
+        f->res = NULL;
+    }
+}
+
+/* Read the ciphertext past the first slice into f->buf. */
+static imgstore_store_status_e fetch_rest(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                          imgstore_fetched_t *f, apr_size_t total, const char **err)
+{
+    static const int formats[3] = {1, 1, 1}, lengths[3] = {IMGSTORE_ID_BYTES, 8, 8};
+    const apr_size_t first = (apr_size_t)PQgetlength(f->res, 0, 2);
+    unsigned char from_be[8], len_be[8];
+    const char *values[3] = {(const char *)id, (const char *)from_be, (const char *)len_be};
+    apr_size_t off;
+
+    f->buf = malloc(total);
+    if (f->buf == NULL) {
+        *err = "out of memory for the image";
+        return IMGSTORE_STORE_ERROR;
+    }
+    memcpy(f->buf, PQgetvalue(f->res, 0, 2), first);
+    for (off = first; off < total;) {
+        apr_size_t n = total - off < IMGSTORE_STORE_SLICE ? total - off : IMGSTORE_STORE_SLICE;
+        imgstore_store_status_e st;
+        PGresult *res;
+
+        put_be64(from_be, (apr_int64_t)off + 1); /* SQL counts from 1 */
+        put_be64(len_be, (apr_int64_t)n);
+        res = imgstore_stmt_exec(conn, &stmt_fetch_slice, values, lengths, formats, FORMAT_BINARY);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            st = classify(conn, p, res, err);
+            PQclear(res);
+            return st;
+        }
+        /* Deleted meanwhile (it expired): as if it had never been found. */
+        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+            PQclear(res);
+            return IMGSTORE_STORE_NOTFOUND;
+        }
+        if ((apr_size_t)PQgetlength(res, 0, 0) != n) {
+            PQclear(res);
+            *err = "stored row changed while it was read";
+            return IMGSTORE_STORE_ERROR;
+        }
+        memcpy(f->buf + off, PQgetvalue(res, 0, 0), n);
+        PQclear(res);
+        off += n;
+    }
+    return IMGSTORE_STORE_OK;
+}
+
 imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
                                              apr_int64_t now, apr_int64_t max_ciphertext,
-                                             PGresult **res, imgstore_row_t *row, const char **err)
+                                             imgstore_fetched_t *f, imgstore_row_t *row,
+                                             const char **err)
 {
-    static const Oid types[3] = {OID_BYTEA, OID_INT8, OID_INT8};
-    static const int formats[3] = {1, 1, 1};
-    static const int expect_len[7] = {2, IMGSTORE_NONCE_BYTES, -1, -1, 8, 8, 8};
-    unsigned char now_be[8], max_be[8];
-    const char *values[3];
-    int lengths[3] = {IMGSTORE_ID_BYTES, 8, 8};
+    static const int formats[4] = {1, 1, 1, 1};
+    static const int expect_len[8] = {2, IMGSTORE_NONCE_BYTES, -1, -1, 8, 8, 8, 8};
+    unsigned char now_be[8], max_be[8], slice_be[8];
+    const char *values[4];
+    int lengths[4] = {IMGSTORE_ID_BYTES, 8, 8, 8};
     const unsigned char *v;
+    imgstore_store_status_e st;
+    apr_int64_t total;
     int i;
 
-    *res = NULL;
+    f->res = NULL;
+    f->buf = NULL;
     put_be64(now_be, now);
     put_be64(max_be, max_ciphertext);
+    put_be64(slice_be, IMGSTORE_STORE_SLICE);
     values[0] = (const char *)id;
     values[1] = (const char *)now_be;
     values[2] = (const char *)max_be;
+    values[3] = (const char *)slice_be;
 
-    *res = exec(conn, sql_fetch, 3, types, values, lengths, formats);
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
-        imgstore_store_status_e st = classify(conn, p, *res, err);
-        PQclear(*res);
-        *res = NULL;
+    f->res = imgstore_stmt_exec(conn, &stmt_fetch, values, lengths, formats, FORMAT_BINARY);
+    if (PQresultStatus(f->res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, f->res, err);
+        imgstore_fetched_free(f);
         return st;
     }
-    if (PQntuples(*res) != 1 || PQnfields(*res) != 7) {
-        PQclear(*res);
-        *res = NULL;
+    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 8) {
+        imgstore_fetched_free(f);
         return IMGSTORE_STORE_NOTFOUND;
     }
-    for (i = 0; i < 7; i++) {
-        if (PQgetisnull(*res, 0, i) ||
-            (expect_len[i] >= 0 && PQgetlength(*res, 0, i) != expect_len[i])) {
+    for (i = 0; i < 8; i++) {
+        if (PQgetisnull(f->res, 0, i) ||
+            (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
-            PQclear(*res);
-            *res = NULL;
+            imgstore_fetched_free(f);
             return IMGSTORE_STORE_ERROR;
         }
     }
-    v = (const unsigned char *)PQgetvalue(*res, 0, 0);
+    total = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 7));
+    if (total < 0 || total > max_ciphertext || PQgetlength(f->res, 0, 2) > total ||
+        (total > PQgetlength(f->res, 0, 2) && PQgetlength(f->res, 0, 2) != IMGSTORE_STORE_SLICE)) {
+        *err = "stored row has an unexpected shape";
+        imgstore_fetched_free(f);
+        return IMGSTORE_STORE_ERROR;
+    }
+    if (total > PQgetlength(f->res, 0, 2)) {
+        st = fetch_rest(conn, p, id, f, (apr_size_t)total, err);
+        if (st != IMGSTORE_STORE_OK) {
+            imgstore_fetched_free(f);
+            return st;
+        }
+    }
+    v = (const unsigned char *)PQgetvalue(f->res, 0, 0);
     row->id = id;
     row->key_id = (v[0] << 8) | v[1];
-    row->nonce = (const unsigned char *)PQgetvalue(*res, 0, 1);
-    row->ciphertext = (const unsigned char *)PQgetvalue(*res, 0, 2);
-    row->ciphertext_len = (apr_size_t)PQgetlength(*res, 0, 2);
+    row->nonce = (const unsigned char *)PQgetvalue(f->res, 0, 1);
+    row->ciphertext = f->buf != NULL ? f->buf : (const unsigned char *)PQgetvalue(f->res, 0, 2);
+    row->ciphertext_len = (apr_size_t)total;
     /* Binary text is not NUL-terminated by contract; libpq does terminate every value. */
-    row->content_type = PQgetvalue(*res, 0, 3);
-    row->size = get_be64((const unsigned char *)PQgetvalue(*res, 0, 4));
-    row->created_at = get_be64((const unsigned char *)PQgetvalue(*res, 0, 5));
-    row->expires_at = get_be64((const unsigned char *)PQgetvalue(*res, 0, 6));
+    row->content_type = PQgetvalue(f->res, 0, 3);
+    row->size = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 4));
+    row->created_at = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 5));
+    row->expires_at = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 6));
     return IMGSTORE_STORE_OK;
 }
 
@@ -269,23 +468,10 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
     return st;
 }
 
-/* Run a statement without parameters that returns no rows; OK or the classified error. */
-static imgstore_store_status_e run_simple(PGconn *conn, apr_pool_t *p, const char *sql,
-                                          const char **err)
-{
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
-    PGresult *res = PQexec(conn, sql);
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        st = classify(conn, p, res, err);
-    }
-    PQclear(res);
-    return st;
-}
-
 imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                                       int batch, apr_int64_t budget_ms,
-                                                      apr_int64_t *deleted, const char **err)
+                                                      const int *stop, apr_int64_t *deleted,
+                                                      const char **err)
 {
     static const Oid types[2] = {OID_INT8, OID_INT8};
     static const int formats[2] = {1, 1};
@@ -324,7 +510,8 @@ imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *
         if (n < batch) {
             break;
         }
-    } while (apr_time_now() < deadline);
+    } while (apr_time_now() < deadline &&
+             !(stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE)));
     return st;
 }
 

@@ -1,9 +1,10 @@
 /*
  * The module's SQL, run with libpq on a PostgreSQL connection borrowed from
- * mod_dbd (apr_dbd_native_handle). Every statement is PQexecParams with
- * bound parameters, binary in and binary out: no server-side named
- * statements (they vanish when mod_dbd resets a connection), no SQL built
- * from strings, and bytea crosses the wire once, not hex-doubled.
+ * mod_dbd (apr_dbd_native_handle): bound parameters, binary in and binary
+ * out, so bytea crosses the wire once, not hex-doubled; no SQL built from
+ * strings. Uploads and retrievals run named statements that survive
+ * connection resets (imgstore_stmt.h); the rest (cleanup, checks) runs
+ * unnamed, some of it inside transactions.
  *
  * Core unit: libc, APR and libpq only. DDL lives in sql/, never here.
  */
@@ -17,6 +18,15 @@
 
 /* The schema version this build of the module needs (see sql/). */
 #define IMGSTORE_SCHEMA_VERSION 1
+
+/*
+ * The largest piece of an image that crosses libpq in one message, each
+ * way: libpq's buffers grow to the largest message and never shrink, so
+ * these bound what every pooled connection keeps (about 256 KiB in, 64 KiB
+ * out) whatever the image size.
+ */
+#define IMGSTORE_STORE_SLICE (256 * 1024 - 1024)
+#define IMGSTORE_STORE_CHUNK (64 * 1024 - 1024)
 
 typedef enum {
     IMGSTORE_STORE_OK = 0,
@@ -42,22 +52,35 @@ typedef struct {
 } imgstore_row_t;
 
 /*
- * Insert one row in one statement (committed when it returns OK). With
+ * Insert one row (committed when it returns OK), streamed with COPY. With
  * max_total > 0, the running total in imgstore_state is raised in the same
- * statement, and QUOTA is returned when it would pass max_total.
+ * transaction, and QUOTA is returned (nothing stored) when it would pass
+ * max_total.
  */
 imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
                                               const imgstore_row_t *row, apr_int64_t max_total,
                                               const char **err);
 
+/* What a fetch holds: the result, and the ciphertext when it took more than one slice. */
+typedef struct {
+    PGresult *res;
+    unsigned char *buf; /* malloc()ed, or NULL: the ciphertext is in res */
+} imgstore_fetched_t;
+
+/* Free what a fetch holds (either member may be NULL already). */
+void imgstore_fetched_free(imgstore_fetched_t *f);
+
 /*
  * Find the live row with this id: expires_at > now and a ciphertext no larger
- * than max_ciphertext (so a tampered row cannot blow up memory). On OK, *res
- * holds the result the row points into; the caller PQclear()s it.
+ * than max_ciphertext (so a tampered row cannot blow up memory), read in
+ * slices of IMGSTORE_STORE_SLICE. On OK the row points into *f, which the
+ * caller frees with imgstore_fetched_free(); row->ciphertext is writable.
+ * NOTFOUND also when the row is deleted between slices.
  */
 imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
                                              apr_int64_t now, apr_int64_t max_ciphertext,
-                                             PGresult **res, imgstore_row_t *row, const char **err);
+                                             imgstore_fetched_t *f, imgstore_row_t *row,
+                                             const char **err);
 
 /* The schema version recorded by the migrations (SCHEMA if the tables are missing). */
 imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
@@ -75,13 +98,15 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
 
 /*
  * Delete rows expired at now in batches of batch rows, until none is left
- * or budget_ms has passed; each batch is its own short transaction with
+ * or budget_ms has passed or *stop (if stop is not NULL) is set by another
+ * thread; each batch is its own short transaction with
  * statement and lock timeouts. Concurrent passes skip each other's rows.
  * *deleted counts the rows removed even when an error ends the pass.
  */
 imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                                       int batch, apr_int64_t budget_ms,
-                                                      apr_int64_t *deleted, const char **err);
+                                                      const int *stop, apr_int64_t *deleted,
+                                                      const char **err);
 
 /*
  * How long the oldest expired row still stored has been expired, in seconds

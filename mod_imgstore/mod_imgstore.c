@@ -62,6 +62,7 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
     imgstore_globals.schema_retry_at = 0;
     imgstore_globals.next_request_cleanup = 0;
     imgstore_globals.cleanup_running = 0;
+    imgstore_cleanup_child_init(pchild, s);
 }
 
 static void imgstore_register_hooks(apr_pool_t *p)

@@ -9,6 +9,7 @@
 #include <http_config.h>
 #include <http_log.h>
 
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 
 #include "imgstore_crypt.h"
@@ -72,6 +73,8 @@ typedef struct {
     apr_time_t schema_retry_at;
     apr_time_t next_request_cleanup;
     int cleanup_running;
+    apr_thread_cond_t *cond; /* signalled when a pass ends */
+    int stopping;            /* set once pchild starts going away: no pass may start */
 } imgstore_globals_t;
 
 extern imgstore_globals_t imgstore_globals;
@@ -111,6 +114,8 @@ imgstore_store_status_e imgstore_cleanup_pass(server_rec *s, apr_pool_t *p, int 
                                               const char **err);
 /* Called once per request that reached the handler, after the answer went out. */
 void imgstore_cleanup_after_request(request_rec *r);
+/* Registers on pchild the wait for a cleanup pass in progress (child_init). */
+void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* mod_imgstore_handler.c: answers shared by the routes. */
 int imgstore_send_json(request_rec *r, int status, const char *json, apr_size_t len);

@@ -40,7 +40,9 @@ static imgstore_store_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton,
     if (st != IMGSTORE_STORE_OK) {
         return st;
     }
-    st = imgstore_store_delete_expired(conn, p, b->now, BATCH_ROWS, b->budget_ms, &b->deleted, err);
+    /* A stopping child ends the pass after the batch in hand (see child_stopping). */
+    st = imgstore_store_delete_expired(conn, p, b->now, BATCH_ROWS, b->budget_ms,
+                                       &imgstore_globals.stopping, &b->deleted, err);
     imgstore_counter_add(IMGSTORE_COUNTER_CLEANUP_PASSES, 1);
     imgstore_counter_add(IMGSTORE_COUNTER_ROWS_DELETED, (apr_uint64_t)b->deleted);
     if (st == IMGSTORE_STORE_OK && imgstore_globals.max_total > 0) {
@@ -78,14 +80,23 @@ imgstore_store_status_e imgstore_cleanup_pass(server_rec *s, apr_pool_t *p, int 
     return st;
 }
 
-/* At most one pass per child at a time, whatever triggered it. */
+/*
+ * At most one pass per child at a time, whatever triggered it, and none once
+ * the child has started to go away (pchild's pre-cleanup below waits for the
+ * one in progress).
+ */
 static int pass_begin(void)
 {
     int mine;
 
+    if (__atomic_load_n(&imgstore_globals.stopping, __ATOMIC_ACQUIRE)) {
+        return 0;
+    }
     apr_thread_mutex_lock(imgstore_globals.mutex);
-    mine = !imgstore_globals.cleanup_running;
-    imgstore_globals.cleanup_running = 1;
+    mine = !imgstore_globals.cleanup_running && !imgstore_globals.stopping;
+    if (mine) {
+        imgstore_globals.cleanup_running = 1;
+    }
     apr_thread_mutex_unlock(imgstore_globals.mutex);
     return mine;
 }
@@ -94,6 +105,9 @@ static void pass_end(void)
 {
     apr_thread_mutex_lock(imgstore_globals.mutex);
     imgstore_globals.cleanup_running = 0;
+    if (imgstore_globals.cond != NULL) {
+        apr_thread_cond_broadcast(imgstore_globals.cond);
+    }
     apr_thread_mutex_unlock(imgstore_globals.mutex);
 }
 
@@ -113,7 +127,7 @@ void imgstore_cleanup_after_request(request_rec *r)
 
     apr_thread_mutex_lock(imgstore_globals.mutex);
     due = now >= imgstore_globals.next_request_cleanup && !imgstore_globals.cleanup_running &&
-          !imgstore_globals.db_down;
+          !imgstore_globals.db_down && !imgstore_globals.stopping;
     if (due) {
         imgstore_globals.next_request_cleanup =
             now + apr_time_from_sec(imgstore_globals.cleanup_interval);
@@ -129,6 +143,52 @@ void imgstore_cleanup_after_request(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, IMGLOGNO(00051) "cleanup pass failed: %s",
                       err ? err : "unknown");
     }
+}
+
+/*
+ * A pre-cleanup of pchild: it runs before pchild's subpools (mod_dbd's
+ * connection pool among them) and our mutex go. mod_watchdog's timer thread
+ * lives on pconf and is never joined in a child: a tick still running when
+ * pchild is destroyed had its borrowed connection PQfinish()ed under it and
+ * made apr_reslist's cleanup abort (assertion rl->ntotal == 0). No pass starts
+ * after this point, and the one in progress finishes on its connection first.
+ */
+static apr_status_t child_stopping(void *data)
+{
+    (void)data;
+
+    apr_thread_mutex_lock(imgstore_globals.mutex);
+    __atomic_store_n(&imgstore_globals.stopping, 1, __ATOMIC_RELEASE);
+    if (imgstore_globals.cond != NULL) {
+        apr_thread_cond_broadcast(imgstore_globals.cond);
+    }
+    while (imgstore_globals.cleanup_running) {
+        if (imgstore_globals.cond != NULL) {
+            apr_thread_cond_wait(imgstore_globals.cond, imgstore_globals.mutex);
+        } else {
+            apr_thread_mutex_unlock(imgstore_globals.mutex);
+            apr_sleep(apr_time_from_msec(10));
+            apr_thread_mutex_lock(imgstore_globals.mutex);
+        }
+    }
+    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    return APR_SUCCESS;
+}
+
+void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    imgstore_globals.stopping = 0;
+    imgstore_globals.cond = NULL;
+    rv = apr_thread_cond_create(&imgstore_globals.cond, pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     IMGLOGNO(00055) "cannot create a condition variable; a stopping child "
+                                     "polls for the end of a cleanup pass");
+        imgstore_globals.cond = NULL;
+    }
+    apr_pool_pre_cleanup_register(pchild, NULL, child_stopping);
 }
 
 static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)

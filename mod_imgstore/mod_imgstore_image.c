@@ -20,7 +20,7 @@ typedef struct {
     apr_int64_t now;
     apr_int64_t max_ciphertext;
     /* out */
-    PGresult *res; /* owns the plaintext, decrypted in place */
+    imgstore_fetched_t fetched; /* owns the plaintext, decrypted in place */
     const char *plain;
     apr_size_t plain_len;
     const char *content_type;
@@ -30,57 +30,69 @@ typedef struct {
 } fetch_baton_t;
 
 /*
- * A bucket that owns a PGresult: the image goes to the client straight from
- * libpq's memory, decrypted in place, with no copy and no second buffer
- * (each large malloc/free pair costs a heap trim). Freed with PQclear when
- * the last reference goes, which may be after the request, in another thread.
+ * A bucket that owns what the fetch returned: the image goes to the client
+ * straight from that memory, decrypted in place, with no copy and no second
+ * buffer. The plaintext is wiped, then freed, when the last reference goes,
+ * which may be after the request, in another thread.
  */
 typedef struct {
     apr_bucket_refcount refcount;
-    PGresult *res;
-    const char *base;
-} pgresult_bucket_t;
+    imgstore_fetched_t fetched;
+    char *base;
+    apr_size_t len;
+} image_bucket_t;
 
-static void pgresult_bucket_destroy(void *data)
+static void image_bucket_destroy(void *data)
 {
-    pgresult_bucket_t *b = data;
+    image_bucket_t *b = data;
 
     if (apr_bucket_shared_destroy(b)) {
-        PQclear(b->res);
+        OPENSSL_cleanse(b->base, b->len);
+        imgstore_fetched_free(&b->fetched);
         apr_bucket_free(b);
     }
 }
 
-static apr_status_t pgresult_bucket_read(apr_bucket *e, const char **str, apr_size_t *len,
-                                         apr_read_type_e block)
+static apr_status_t image_bucket_read(apr_bucket *e, const char **str, apr_size_t *len,
+                                      apr_read_type_e block)
 {
-    const pgresult_bucket_t *b = e->data;
+    const image_bucket_t *b = e->data;
 
     *str = b->base + e->start;
     *len = e->length;
     return APR_SUCCESS;
 }
 
-static const apr_bucket_type_t pgresult_bucket_type = {
-    "IMGSTORE_PGRESULT",     5,
-    APR_BUCKET_DATA,         pgresult_bucket_destroy,
-    pgresult_bucket_read,    apr_bucket_setaside_noop,
+static const apr_bucket_type_t image_bucket_type = {
+    "IMGSTORE_IMAGE",        5,
+    APR_BUCKET_DATA,         image_bucket_destroy,
+    image_bucket_read,       apr_bucket_setaside_noop,
     apr_bucket_shared_split, apr_bucket_shared_copy};
 
-static apr_bucket *pgresult_bucket_create(PGresult *res, const char *base, apr_size_t len,
-                                          apr_bucket_alloc_t *list)
+static apr_bucket *image_bucket_create(const imgstore_fetched_t *fetched, const char *base,
+                                       apr_size_t len, apr_bucket_alloc_t *list)
 {
     apr_bucket *e = apr_bucket_alloc(sizeof(*e), list);
-    pgresult_bucket_t *b = apr_bucket_alloc(sizeof(*b), list);
+    image_bucket_t *b = apr_bucket_alloc(sizeof(*b), list);
 
     APR_BUCKET_INIT(e);
     e->free = apr_bucket_free;
     e->list = list;
-    b->res = res;
-    b->base = base;
+    b->fetched = *fetched;
+    b->base = (char *)base;
+    b->len = len;
     e = apr_bucket_shared_make(e, b, 0, len);
-    e->type = &pgresult_bucket_type;
+    e->type = &image_bucket_type;
     return e;
+}
+
+/* Wipe what was decrypted (all or part of it), then free it. */
+static void discard_fetched(fetch_baton_t *b)
+{
+    if (b->plain != NULL) {
+        OPENSSL_cleanse((void *)b->plain, b->plain_len);
+    }
+    imgstore_fetched_free(&b->fetched);
 }
 
 /*
@@ -94,7 +106,7 @@ static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton
     imgstore_aad_t aad;
     imgstore_store_status_e st;
 
-    st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &b->res, &row, err);
+    st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &b->fetched, &row, err);
     if (st != IMGSTORE_STORE_OK) {
         return st;
     }
@@ -107,7 +119,7 @@ static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton
     aad.id = b->id;
     aad.content_type = row.content_type;
     aad.expires_at = row.expires_at;
-    /* The value's memory belongs to the result, which belongs to us now. */
+    /* The value's memory belongs to the fetch, which belongs to us now. */
     b->plain = (const char *)row.ciphertext;
     b->open_rv = imgstore_open(imgstore_globals.keyring, b->token, &aad, row.nonce, row.ciphertext,
                                row.ciphertext_len, (unsigned char *)row.ciphertext);
@@ -141,7 +153,7 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
         return imgstore_send_db_error(r, st, err);
     }
     if (b.open_rv != APR_SUCCESS) {
-        PQclear(b.res);
+        discard_fetched(&b);
         imgstore_counter_add(IMGSTORE_COUNTER_TAG_FAILURES, 1);
         if (b.open_rv == APR_NOTFOUND) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -159,7 +171,7 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
     /* The expiry is authenticated now; check it against the clock once more. */
     if (b.expires_at <= imgstore_now() ||
         imgstore_type_from_mime(b.content_type) == IMGSTORE_TYPE_NONE) {
-        PQclear(b.res);
+        discard_fetched(&b);
         return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
     }
 
@@ -173,9 +185,9 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if (!r->header_only && b.plain_len > 0) {
         APR_BRIGADE_INSERT_TAIL(
-            bb, pgresult_bucket_create(b.res, b.plain, b.plain_len, r->connection->bucket_alloc));
+            bb, image_bucket_create(&b.fetched, b.plain, b.plain_len, r->connection->bucket_alloc));
     } else {
-        PQclear(b.res);
+        discard_fetched(&b);
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
     return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;

@@ -189,6 +189,7 @@ class Httpd:
         self.allowed = list(ALWAYS_ALLOWED)
         self.pid = None
         self.stop_sent = None
+        self.ungraceful_from = []  # error-log offsets where children were SIGTERMed
 
     def env(self):
         env = dict(os.environ)
@@ -221,7 +222,6 @@ class Httpd:
         return p.returncode, p.stdout + p.stderr
 
     def start(self):
-        self.log_at_stop = None
         rc, out = self.try_start()
         assert rc == 0, "httpd failed to start: %s\n%s" % (out, self.errors())
         deadline = time.time() + 15
@@ -241,18 +241,31 @@ class Httpd:
         assert wait_port(self.port), "httpd did not listen:\n" + self.errors()
         return self
 
-    def stop(self):
+    def stop(self, graceful=True):
+        """graceful-stop first: children finish what they serve and exit. SIGTERM only
+        when that takes over 10 s or graceful is false (a child stopped that way can hit
+        httpd's own race, see unexpected_log_lines), SIGKILL after 20 more."""
         if self.pid and pid_alive(self.pid):
             self.stop_sent = time.time()
-            # What the log held when the stop was asked for (see unexpected_log_lines).
-            self.log_at_stop = len(self.errors())
-            os.kill(self.pid, signal.SIGTERM)
-            deadline = time.time() + 20
-            while pid_alive(self.pid) and time.time() < deadline:
-                time.sleep(0.05)
+            if graceful:
+                os.kill(self.pid, signal.SIGWINCH)
+                deadline = time.time() + 10
+                while pid_alive(self.pid) and time.time() < deadline:
+                    time.sleep(0.05)
+            if pid_alive(self.pid):
+                self.ungraceful_from.append(len(self.errors()))
+                os.kill(self.pid, signal.SIGTERM)
+                deadline = time.time() + 20
+                while pid_alive(self.pid) and time.time() < deadline:
+                    time.sleep(0.05)
             if pid_alive(self.pid):
                 os.kill(self.pid, signal.SIGKILL)
         self.pid = None
+
+    def hard_restart(self):
+        """apachectl -k restart: the parent SIGTERMs its children (see unexpected_log_lines)."""
+        self.ungraceful_from.append(len(self.errors()))
+        os.kill(self.pid, signal.SIGHUP)
 
     def graceful(self):
         os.kill(self.pid, signal.SIGUSR1)
@@ -313,22 +326,26 @@ class Httpd:
     def unexpected_log_lines(self):
         bad = []
         text = self.errors()
-        # Known open issue: a child stopped with SIGTERM occasionally dies of SIGSEGV
-        # while exiting (about 1 test in 400, no sanitizer report). A crash while
-        # serving, before the stop was asked for, still fails the test.
-        serving = len(text) if getattr(self, "log_at_stop", None) is None else self.log_at_stop
+        # httpd's own race: a child stopped ungracefully (SIGTERM) can die of SIGSEGV in
+        # mpm_event's close_worker_sockets(), reading a worker's socket whose connection
+        # pool another thread has just destroyed (Debian's APR unmaps pool memory at
+        # once). It needs no module code: it was seen after a TRACE answered by core.
+        # Tolerated only after the harness had to stop or restart children that way;
+        # any other signal, or a crash anywhere else, fails the test.
+        marks = getattr(self, "ungraceful_from", [])
+        ungraceful = min(marks) if marks else None
         offset = 0
         for line in text.splitlines(True):
-            before_stop = offset < serving
+            start = offset
             offset += len(line)
             line = line.rstrip("\n")
             # Sanitizer reports are never expected.
             if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:", line):
                 bad.append(line)
                 continue
-            # A child killed by a signal while serving is never acceptable.
             if re.search(r"AH00052|exit signal", line):
-                if before_stop:
+                if not (ungraceful is not None and start >= ungraceful
+                        and "Segmentation fault (11)" in line):
                     bad.append(line)
                 continue
             if not re.search(r"\[[a-z_]*:(error|warn|crit|alert|emerg)\]", line):

@@ -5,6 +5,7 @@ import os
 import pytest
 import requests
 
+import hostile as H
 from conftest import assert_json_error, image, raw_http, read
 
 IMAGE_HEADERS = {
@@ -60,6 +61,24 @@ def test_203_an_image_can_be_fetched_again_and_again_before_it_expires(httpd, st
     for _ in range(3):
         r = httpd.get("/image/" + stored["sample.png"])
         assert r.status_code == 200 and r.content == read("sample.png")
+
+
+# The module reads a ciphertext (image + 16-byte tag) from PostgreSQL in slices of
+# 261120 bytes (mod_imgstore/imgstore_store.h): sizes on each side of one and two slices.
+SLICE = 256 * 1024 - 1024
+
+
+@pytest.mark.parametrize("size", [SLICE - 17, SLICE - 16, SLICE - 15, 2 * SLICE - 16,
+                                  2 * SLICE - 15, 5 * 1024 * 1024 + 7])
+def test_204a_images_of_one_and_several_database_slices_come_back_byte_for_byte(httpd, size):
+    png = H.png_of_size(size)
+    r = httpd.upload(data=png, filename="x.png")
+    assert r.status_code == 201, r.text
+    g = httpd.get("/image/" + r.json()["hash"])
+    assert g.status_code == 200 and g.headers["Content-Length"] == str(size)
+    assert g.content == png
+    h = requests.head(httpd.url("/image/" + r.json()["hash"]), timeout=30)
+    assert h.status_code == 200 and h.headers["Content-Length"] == str(size) and not h.content
 
 
 def test_204_an_unknown_well_formed_hash_is_404_json(httpd):

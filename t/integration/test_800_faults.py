@@ -282,7 +282,7 @@ def test_804_a_hard_restart_under_load_costs_only_connections_never_an_acknowled
     old = H.children(h)
     with Load(h) as load:
         time.sleep(1.5)
-        os.kill(h.pid, signal.SIGHUP)
+        h.hard_restart()
         assert wait_until(lambda: set(H.children(h)) - set(old), 30), "no new child"
         time.sleep(2)
     assert not load.hangs, load.hangs[:5]

@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from conftest import assert_json_error, image, multipart, raw_http, read, sql_id
+from conftest import assert_json_error, image, multipart, raw_http, read, sql_id, wait_until
 
 MIXED = ["sample.jpg", "sample.png", "sample.gif", "sample.webp", "sample.avif", "sample.bmp",
          "sample-100k.jpg", "sample-100k.png"]
@@ -190,3 +190,24 @@ def test_905_an_unread_request_body_is_never_taken_for_the_next_request(httpd):
         chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
         resp = raw_http(httpd.port, head + "\r\nTransfer-Encoding: chunked", chunked + marker)
         assert b"204 No Content" not in resp.raw, "smuggled request answered after " + head
+
+
+def test_906_a_child_stopped_during_its_cleanup_pass_exits_without_crashing(pg, make_httpd):
+    """mod_watchdog's timer thread is never joined in a child: a pass still deleting when
+    the child went away had its pooled connection and mutex destroyed under it (the child
+    aborted in apr_reslist's cleanup). Stopped with SIGTERM in the middle of a pass, three
+    times: no child may die of anything but httpd's own shutdown race (see conftest)."""
+    db = pg.create_db("t906")
+    for _ in range(3):
+        pg.psql("INSERT INTO imgstore_images SELECT sha256(int8send(g)), 1, "
+                "'\\x000000000000000000000000'::bytea, '\\x00000000000000000000000000000000'"
+                "::bytea, 'image/png', 0, 1, 2 FROM generate_series(1, 300000) g", db=db)
+        h = make_httpd(dbname=db, extra="ImgStoreCleanupInterval 1\n")
+        deleting = lambda: pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'imgstore' AND "
+            "datname = '%s' AND state = 'active' AND query LIKE '%%DELETE%%'" % db,
+            db="postgres") != "0"
+        assert wait_until(deleting, 20, interval=0.01), "no cleanup pass started"
+        h.stop(graceful=False)
+        assert "exit signal Abort" not in h.errors(), h.errors()[-2000:]
+        pg.psql("DELETE FROM imgstore_images", db=db)
