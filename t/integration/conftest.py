@@ -32,6 +32,7 @@ CONF = os.path.join(ROOT, "conf", "dev-httpd.conf")
 DB_PASSWORD = "imgstore-test-password"
 
 _started = []  # processes to stop at exit, whatever happens
+_made_dirs = []  # temporary directories of this session's servers
 
 
 def _stop_all():
@@ -43,6 +44,25 @@ def _stop_all():
 
 
 atexit.register(_stop_all)
+
+
+def make_tmp(prefix):
+    """A directory under /tmp removed with the servers' (see pytest_sessionfinish)."""
+    d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    _made_dirs.append(d)
+    return d
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Servers' directories go once the session has passed; a failed session keeps them
+    (logs, configs) for inspection, as does IMGSTORE_KEEP_TMP=1."""
+    _stop_all()
+    if exitstatus == 0 and os.environ.get("IMGSTORE_KEEP_TMP") != "1":
+        for d in _made_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    elif _made_dirs:
+        print("\nkept %d server directories under /tmp (imgstore-pg-*, imgstore-httpd-*)"
+              % len(_made_dirs))
 
 
 def free_port():
@@ -88,6 +108,7 @@ class Postgres:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="imgstore-pg-", dir="/tmp")
+        _made_dirs.append(self.dir)
         os.chmod(self.dir, 0o755)
         shutil.chown(self.dir, "postgres", "postgres")
         self.data = os.path.join(self.dir, "data")
@@ -172,6 +193,7 @@ class Httpd:
         self.pg = pg
         self.dbname = dbname or "imgstore"
         self.dir = tempfile.mkdtemp(prefix="imgstore-httpd-", dir="/tmp")
+        _made_dirs.append(self.dir)
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "run"))
         os.makedirs(os.path.join(self.dir, "htdocs"))

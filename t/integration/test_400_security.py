@@ -5,14 +5,13 @@ import os
 import pwd
 import re
 import shutil
-import tempfile
 import threading
 
 import pytest
 import requests
 
-from conftest import (assert_json_error, image, read, row_id, sql_id, token_of, wait_until,
-                      write_key)
+from conftest import (assert_json_error, image, make_tmp, read, row_id, sql_id, token_of,
+                      wait_until, write_key)
 
 
 def upload_ok(h, name, **kw):
@@ -170,7 +169,7 @@ KEY_PROBLEMS = ["missing", "empty", "31 raw bytes", "33 raw bytes", "64 non-hex 
 
 @pytest.mark.parametrize("kind", KEY_PROBLEMS)
 def test_420_a_bad_key_file_refuses_startup_naming_the_file(pg, make_httpd, kind):
-    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    d = make_tmp("imgstore-key-")
     path = _keyfile_problem(kind, os.path.join(d, "master.key"))
     h = make_httpd(keyfile=path, start=False)
     h.allow(r"IMG00003")
@@ -185,7 +184,7 @@ def test_420_a_bad_key_file_refuses_startup_naming_the_file(pg, make_httpd, kind
 @pytest.mark.parametrize("kind", ["32 raw bytes, mode 0400", "64 hex digits without newline, "
                                   "mode 0600", "64 hex digits CRLF, owned by www-data"])
 def test_421_good_key_files_are_accepted(pg, make_httpd, kind):
-    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    d = make_tmp("imgstore-key-")
     path = os.path.join(d, "master.key")
     if kind.startswith("32 raw"):
         write_key(path, os.urandom(32), mode=0o400)
@@ -200,7 +199,7 @@ def test_421_good_key_files_are_accepted(pg, make_httpd, kind):
 
 
 def test_422_two_key_files_without_ids_refuse_startup(pg, make_httpd):
-    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    d = make_tmp("imgstore-key-")
     k1 = write_key(os.path.join(d, "k1"))
     k2 = write_key(os.path.join(d, "k2"))
     h = make_httpd(keyfile=k1, extra="ImgStoreKeyFile %s\n" % k2, start=False)
@@ -221,7 +220,7 @@ def test_423_active_key_naming_an_unloaded_id_refuses_startup(pg, make_httpd):
 
 
 def test_424_several_keys_without_an_active_key_refuse_startup(pg, make_httpd):
-    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    d = make_tmp("imgstore-key-")
     k1 = write_key(os.path.join(d, "k1"))
     k2 = write_key(os.path.join(d, "k2"))
     h = make_httpd(keyfile=k1 + " 1", extra="ImgStoreKeyFile %s 2\n" % k2, start=False)
@@ -233,7 +232,7 @@ def test_424_several_keys_without_an_active_key_refuse_startup(pg, make_httpd):
 
 
 def test_426_two_key_files_with_the_same_id_refuse_startup(pg, make_httpd):
-    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    d = make_tmp("imgstore-key-")
     k1 = write_key(os.path.join(d, "k1"))
     k2 = write_key(os.path.join(d, "k2"))
     # The base line without an id is key 1: a second key 1 is ambiguous.
@@ -259,7 +258,7 @@ def test_425_the_wrong_master_key_cannot_open_stored_images(pg, make_httpd):
 # -- rotation --------------------------------------------------------------------------------
 
 def _keys():
-    d = tempfile.mkdtemp(prefix="imgstore-key-", dir="/tmp")
+    d = make_tmp("imgstore-key-")
     return write_key(os.path.join(d, "k1")), write_key(os.path.join(d, "k2"))
 
 

@@ -5,12 +5,11 @@ import os
 import signal
 import stat
 import subprocess
-import tempfile
 import time
 
 import requests
 
-from conftest import ROOT, free_port, image, pid_alive, read, wait_port
+from conftest import ROOT, free_port, image, make_tmp, pid_alive, read, wait_port
 
 
 def run_entrypoint(env, *cmd):
@@ -23,7 +22,7 @@ def test_960_entrypoint_prepares_key_schema_and_site_config_apache_serves(pg):
     pg.psql("DROP ROLE IF EXISTS dockeruser", db="postgres")
     pg.psql("CREATE ROLE dockeruser LOGIN PASSWORD 'compose-secret'", db="postgres")
     pg.psql("CREATE DATABASE dockerdb OWNER dockeruser", db="postgres")
-    work = tempfile.mkdtemp(prefix="imgstore-docker-", dir="/tmp")
+    work = make_tmp("imgstore-docker-")
     os.chmod(work, 0o755)
     confdir = os.path.join(work, "apache2")
     for d in ("conf-available", "conf-enabled", "run"):
