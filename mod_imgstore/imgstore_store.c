@@ -18,11 +18,26 @@
 #define FORMAT_BINARY 1
 
 /*
- * Uploads stream the row in with COPY: a bound parameter would make libpq
- * build the whole message in its output buffer, which it keeps at that size
- * for the life of the pooled connection (libpq never shrinks its buffers),
- * so every connection would end up holding twice the largest image seen.
+ * libpq keeps its input and output buffers at the largest message a
+ * connection ever carried and never shrinks them. An image up to
+ * IMGSTORE_STORE_SLICE crosses in one message (one INSERT, one SELECT:
+ * fastest); a larger one is streamed in with COPY and read out in slices
+ * (substring on EXTERNAL storage reads only the TOAST chunks it needs), so
+ * no pooled connection keeps more than about a slice per direction.
  */
+static const char sql_insert[] =
+    "INSERT INTO imgstore_images"
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/* The quota is taken under the state row's lock, so concurrent uploads cannot overshoot it. */
+static const char sql_insert_quota[] =
+    "WITH quota AS (UPDATE imgstore_state SET total_bytes = total_bytes + $6"
+    "  WHERE total_bytes + $6 <= $9 RETURNING 1)"
+    " INSERT INTO imgstore_images"
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
+    " SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM quota";
+
 static const char sql_copy_in[] =
     "COPY imgstore_images"
     " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
@@ -32,19 +47,14 @@ static const char sql_copy_in_tx[] =
     " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
     " FROM STDIN (FORMAT binary)";
 
-/* Taken after the row is in, so the state row is locked only until COMMIT. */
+/* After a COPY: taken after the row is in, so the state row is locked only until COMMIT. */
 static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = total_bytes + $1"
                                      " WHERE total_bytes + $1 <= $2";
 
-/*
- * Retrievals read the ciphertext in slices (substring on EXTERNAL storage
- * reads only the TOAST chunks it needs), for the same reason: libpq holds a
- * whole DataRow message in its input buffer and keeps the buffer.
- */
+/* The ciphertext comes whole when it fits a slice, else NULL and read with sql_fetch_slice. */
 static const char sql_fetch[] =
-    "SELECT key_id, nonce, substring(ciphertext from 1 for $4::int4), content_type, size, "
-    "created_at,"
-    " expires_at, octet_length(ciphertext)::int8"
+    "SELECT key_id, nonce, CASE WHEN octet_length(ciphertext) <= $4 THEN ciphertext END,"
+    " content_type, size, created_at, expires_at, octet_length(ciphertext)::int8"
     " FROM imgstore_images"
     " WHERE id = $1 AND expires_at > $2 AND octet_length(ciphertext) <= $3";
 
@@ -246,12 +256,66 @@ static void drain(PGconn *conn)
     }
 }
 
+/* An image that fits a slice: one statement with bound parameters. */
+static imgstore_store_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
+                                          apr_int64_t max_total, const char **err)
+{
+    static const Oid types[9] = {OID_BYTEA, OID_INT2, OID_BYTEA, OID_BYTEA, OID_TEXT,
+                                 OID_INT8,  OID_INT8, OID_INT8,  OID_INT8};
+    static const int formats[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+    unsigned char key_id[2], size[8], created[8], expires[8], quota[8];
+    const char *values[9];
+    int lengths[9];
+    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    PGresult *res;
+
+    key_id[0] = (unsigned char)(row->key_id >> 8);
+    key_id[1] = (unsigned char)(row->key_id & 0xff);
+    put_be64(size, row->size);
+    put_be64(created, row->created_at);
+    put_be64(expires, row->expires_at);
+    put_be64(quota, max_total);
+    values[0] = (const char *)row->id;
+    lengths[0] = IMGSTORE_ID_BYTES;
+    values[1] = (const char *)key_id;
+    lengths[1] = 2;
+    values[2] = (const char *)row->nonce;
+    lengths[2] = IMGSTORE_NONCE_BYTES;
+    values[3] = (const char *)row->ciphertext;
+    lengths[3] = (int)row->ciphertext_len;
+    values[4] = row->content_type;
+    lengths[4] = (int)strlen(row->content_type);
+    values[5] = (const char *)size;
+    lengths[5] = 8;
+    values[6] = (const char *)created;
+    lengths[6] = 8;
+    values[7] = (const char *)expires;
+    lengths[7] = 8;
+    values[8] = (const char *)quota;
+    lengths[8] = 8;
+
+    res = exec(conn, max_total > 0 ? sql_insert_quota : sql_insert, max_total > 0 ? 9 : 8, types,
+               values, lengths, formats);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        st = classify(conn, p, res, err);
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+        st = IMGSTORE_STORE_QUOTA;
+    }
+    PQclear(res);
+    return st;
+}
+
 imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
                                               const imgstore_row_t *row, apr_int64_t max_total,
                                               const char **err)
 {
     imgstore_store_status_e st = IMGSTORE_STORE_OK;
-    PGresult *res = PQexec(conn, max_total > 0 ? sql_copy_in_tx : sql_copy_in);
+    PGresult *res;
+
+    if (row->ciphertext_len <= IMGSTORE_STORE_SLICE) {
+        return insert_one(conn, p, row, max_total, err);
+    }
+    res = PQexec(conn, max_total > 0 ? sql_copy_in_tx : sql_copy_in);
 
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         st = classify(conn, p, res, err);
@@ -302,12 +366,12 @@ void imgstore_fetched_free(imgstore_fetched_t *f)
     }
 }
 
-/* Read the ciphertext past the first slice into f->buf. */
-static imgstore_store_status_e fetch_rest(PGconn *conn, apr_pool_t *p, const unsigned char *id,
-                                          imgstore_fetched_t *f, apr_size_t total, const char **err)
+/* Read a ciphertext larger than a slice into f->buf, slice by slice. */
+static imgstore_store_status_e fetch_slices(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                            imgstore_fetched_t *f, apr_size_t total,
+                                            const char **err)
 {
     static const int formats[3] = {1, 1, 1}, lengths[3] = {IMGSTORE_ID_BYTES, 8, 8};
-    const apr_size_t first = (apr_size_t)PQgetlength(f->res, 0, 2);
     unsigned char from_be[8], len_be[8];
     const char *values[3] = {(const char *)id, (const char *)from_be, (const char *)len_be};
     apr_size_t off;
@@ -317,8 +381,7 @@ static imgstore_store_status_e fetch_rest(PGconn *conn, apr_pool_t *p, const uns
         *err = "out of memory for the image";
         return IMGSTORE_STORE_ERROR;
     }
-    memcpy(f->buf, PQgetvalue(f->res, 0, 2), first);
-    for (off = first; off < total;) {
+    for (off = 0; off < total;) {
         apr_size_t n = total - off < IMGSTORE_STORE_SLICE ? total - off : IMGSTORE_STORE_SLICE;
         imgstore_store_status_e st;
         PGresult *res;
@@ -361,7 +424,7 @@ imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const 
     const unsigned char *v;
     imgstore_store_status_e st;
     apr_int64_t total;
-    int i;
+    int i, whole;
 
     f->res = NULL;
     f->buf = NULL;
@@ -384,7 +447,7 @@ imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const 
         return IMGSTORE_STORE_NOTFOUND;
     }
     for (i = 0; i < 8; i++) {
-        if (PQgetisnull(f->res, 0, i) ||
+        if ((PQgetisnull(f->res, 0, i) && i != 2) ||
             (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
             imgstore_fetched_free(f);
@@ -392,14 +455,15 @@ imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const 
         }
     }
     total = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 7));
-    if (total < 0 || total > max_ciphertext || PQgetlength(f->res, 0, 2) > total ||
-        (total > PQgetlength(f->res, 0, 2) && PQgetlength(f->res, 0, 2) != IMGSTORE_STORE_SLICE)) {
+    whole = !PQgetisnull(f->res, 0, 2);
+    if (total < 0 || total > max_ciphertext || (whole && PQgetlength(f->res, 0, 2) != total) ||
+        (!whole && total <= IMGSTORE_STORE_SLICE)) {
         *err = "stored row has an unexpected shape";
         imgstore_fetched_free(f);
         return IMGSTORE_STORE_ERROR;
     }
-    if (total > PQgetlength(f->res, 0, 2)) {
-        st = fetch_rest(conn, p, id, f, (apr_size_t)total, err);
+    if (!whole) {
+        st = fetch_slices(conn, p, id, f, (apr_size_t)total, err);
         if (st != IMGSTORE_STORE_OK) {
             imgstore_fetched_free(f);
             return st;

@@ -22,8 +22,9 @@
 /*
  * The largest piece of an image that crosses libpq in one message, each
  * way: libpq's buffers grow to the largest message and never shrink, so
- * these bound what every pooled connection keeps (about 256 KiB in, 64 KiB
- * out) whatever the image size.
+ * these bound what every pooled connection keeps (about 256 KiB each way)
+ * whatever the image size. Larger images are copied in by CHUNK and read
+ * out by SLICE.
  */
 #define IMGSTORE_STORE_SLICE (256 * 1024 - 1024)
 #define IMGSTORE_STORE_CHUNK (64 * 1024 - 1024)
@@ -52,7 +53,8 @@ typedef struct {
 } imgstore_row_t;
 
 /*
- * Insert one row (committed when it returns OK), streamed with COPY. With
+ * Insert one row (committed when it returns OK): one INSERT when the
+ * ciphertext fits IMGSTORE_STORE_SLICE, else a COPY stream. With
  * max_total > 0, the running total in imgstore_state is raised in the same
  * transaction, and QUOTA is returned (nothing stored) when it would pass
  * max_total.
@@ -72,8 +74,8 @@ void imgstore_fetched_free(imgstore_fetched_t *f);
 
 /*
  * Find the live row with this id: expires_at > now and a ciphertext no larger
- * than max_ciphertext (so a tampered row cannot blow up memory), read in
- * slices of IMGSTORE_STORE_SLICE. On OK the row points into *f, which the
+ * than max_ciphertext (so a tampered row cannot blow up memory); a
+ * ciphertext over IMGSTORE_STORE_SLICE is read in slices. On OK the row points into *f, which the
  * caller frees with imgstore_fetched_free(); row->ciphertext is writable.
  * NOTFOUND also when the row is deleted between slices.
  */

@@ -466,3 +466,35 @@ def test_807_a_full_quota_is_507_json_stored_images_stay_served_and_space_return
     again = wait_until(lambda: h.upload(image("sample-100k.png")).status_code == 201, 10, 0.5)
     assert again, "still refusing uploads after expiry and cleanup"
     H.assert_healthy(h)
+
+
+def test_808_the_quota_holds_for_images_streamed_in_several_pieces(pg, make_httpd):
+    """Images over 255 KiB take the COPY path (quota taken in the same transaction): the
+    quota is kept to the byte, a refused upload stores nothing, and concurrent uploads
+    never take the total over it."""
+    db = pg.create_db("t808")
+    h = make_httpd(dbname=db, extra="ImgStoreMaxTotal 2M\n")
+    png = H.png_of_size(600 * 1000)
+    codes = collections.Counter()
+    lock = threading.Lock()
+
+    def one():
+        r = requests.post(h.url("/upload"), files={"file": ("x.png", png, "image/png")},
+                          timeout=30)
+        with lock:
+            codes[r.status_code] += 1
+            if r.status_code == 201:
+                hashes.append(r.json()["hash"])
+    hashes = []
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes == {201: 3, 507: 5}, codes
+    total = int(H.query(pg, "SELECT total_bytes FROM imgstore_state", db)[0][0])
+    assert total == 3 * len(png), total
+    assert H.rows(pg, db) == 3
+    for x in hashes:
+        g = h.get("/image/" + x)
+        assert g.status_code == 200 and g.content == png
