@@ -12,15 +12,17 @@ import argparse
 import collections
 import os
 import random
+import struct
 import sys
 import threading
 import time
+import zlib
 
 import requests
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 IMAGES = ["sample.jpg", "sample.png", "sample.gif", "sample.webp", "sample.avif", "sample.bmp",
-          "sample-100k.jpg", "sample-100k.png"]
+          "sample-100k.jpg", "sample-100k.png", "large-600k.png"]
 # Expiry is decided by the server's clock; leave a margin before calling an image lost.
 CLOCK_MARGIN = 2.0
 
@@ -42,6 +44,15 @@ class Totals:
         with self.lock:
             self.requests += 1
             self.status[code] += 1
+
+
+def large_png(total, png):
+    """A real PNG grown to total bytes by a private ancillary chunk before IEND."""
+    iend = png.rindex(b"IEND") - 4
+    fill = total - len(png) - 12
+    chunk = b"prVt" + bytes(random.Random(7).getrandbits(8) for _ in range(fill))
+    return (png[:iend] + struct.pack(">I", fill) + chunk
+            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + png[iend:])
 
 
 def client(url, deadline, blobs, totals, acked, seed):
@@ -100,7 +111,9 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     a = ap.parse_args()
     url = a.url.rstrip("/")
-    blobs = {n: open(os.path.join(DATA, n), "rb").read() for n in IMAGES}
+    blobs = {n: open(os.path.join(DATA, n), "rb").read() for n in IMAGES if n != "large-600k.png"}
+    # Over 255 KiB an image takes the module's other path (COPY up, slices down).
+    blobs["large-600k.png"] = large_png(600 * 1000, blobs["sample.png"])
     totals, acked = Totals(), []
     start = time.time()
     deadline = start + a.minutes * 60
