@@ -20,6 +20,8 @@
 /* A request-triggered pass keeps its worker thread only briefly. */
 #define REQUEST_BUDGET_MS 500
 #define TIMER_BUDGET_MS 5000
+/* At most this many passes back to back on one tick (a minute of deleting). */
+#define CATCH_UP_PASSES 12
 #define WATCHDOG_NAME "_imgstore_cleanup_"
 
 typedef struct {
@@ -196,12 +198,25 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
     server_rec *s = data;
     apr_int64_t deleted;
     const char *err = NULL;
-    imgstore_store_status_e st;
+    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    int pass;
 
     if (state != AP_WATCHDOG_STATE_RUNNING || !pass_begin()) {
         return APR_SUCCESS;
     }
-    st = imgstore_cleanup_pass(s, pool, 0, TIMER_BUDGET_MS, &deleted, &err);
+    /*
+     * A pass that used its whole budget on full batches left a backlog:
+     * uploads outpace one pass per interval. Go on at once (forcing the
+     * claim, since this interval's is ours) until it is gone, the child
+     * stops, or CATCH_UP_PASSES have run and the next tick takes over.
+     */
+    for (pass = 0; pass < CATCH_UP_PASSES; pass++) {
+        st = imgstore_cleanup_pass(s, pool, pass > 0, TIMER_BUDGET_MS, &deleted, &err);
+        if (st != IMGSTORE_STORE_OK || deleted == 0 || deleted % BATCH_ROWS != 0 ||
+            __atomic_load_n(&imgstore_globals.stopping, __ATOMIC_ACQUIRE)) {
+            break;
+        }
+    }
     pass_end();
     if (st != IMGSTORE_STORE_OK && st != IMGSTORE_STORE_CONN && st != IMGSTORE_STORE_SCHEMA) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, IMGLOGNO(00052) "cleanup pass failed: %s",

@@ -6,7 +6,8 @@
 Run it against `./dev run` (or any server with the module mounted at --url).
 Every acknowledged image is fetched back and compared byte for byte, during the
 run and once more at the end (those not yet expired). Prints totals; exits
-non-zero on any lost or corrupted image or any 5xx answer.
+non-zero on any lost or corrupted image or any 5xx answer; client-side connection
+errors are counted and shown, not judged (see the end of main).
 """
 import argparse
 import collections
@@ -146,7 +147,11 @@ def main():
         print("  exception: " + sample)
     print("  lost: %d %s, corrupted: %d %s" % (len(totals.lost), totals.lost[:5],
                                                len(totals.corrupted), totals.corrupted[:5]))
-    bad = totals.lost or totals.corrupted or fivexx or totals.exceptions
+    # The verdict is the issue's: a lost or corrupted acknowledged image, or any 5xx.
+    # Client exceptions are listed above, not judged: under overload httpd's event MPM
+    # closes idle keep-alive connections, and a request racing that close fails on the
+    # client without reaching the server (nothing acknowledged, nothing stored half).
+    bad = totals.lost or totals.corrupted or fivexx
     print("soak: " + ("FAILED" if bad else "ok"))
     return 1 if bad else 0
 
