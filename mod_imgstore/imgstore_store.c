@@ -102,16 +102,20 @@ static const char sql_recount[] =
     " (SELECT coalesce(sum(size), 0) FROM imgstore_images WHERE expires_at > $1)"
     " RETURNING total_bytes";
 
-/* Network byte order for binary parameters and results. */
-static void put_be64(unsigned char out[8], apr_int64_t v)
+/* Network byte order for binary parameters, results and COPY fields. */
+static void put_be(unsigned char *out, apr_uint64_t v, int bytes)
 {
-    apr_uint64_t u = (apr_uint64_t)v;
     int i;
 
-    for (i = 7; i >= 0; i--) {
-        out[i] = (unsigned char)(u & 0xff);
-        u >>= 8;
+    for (i = bytes - 1; i >= 0; i--) {
+        out[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
     }
+}
+
+static void put_be64(unsigned char out[8], apr_int64_t v)
+{
+    put_be(out, (apr_uint64_t)v, 8);
 }
 
 static apr_int64_t get_be64(const unsigned char *in)
@@ -184,12 +188,7 @@ static void end_transaction(PGconn *conn)
 /* A field of a binary COPY tuple: 32-bit length, then the bytes. */
 static unsigned char *put_field(unsigned char *out, const void *data, apr_size_t len)
 {
-    apr_uint32_t n = (apr_uint32_t)len;
-
-    out[0] = (unsigned char)(n >> 24);
-    out[1] = (unsigned char)(n >> 16);
-    out[2] = (unsigned char)(n >> 8);
-    out[3] = (unsigned char)n;
+    put_be(out, len, 4);
     memcpy(out + 4, data, len);
     return out + 4 + len;
 }
@@ -219,16 +218,12 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
     *h++ = 0;
     *h++ = 8; /* fields in the tuple */
     h = put_field(h, row->id, IMGSTORE_ID_BYTES);
-    be[0] = (unsigned char)(row->key_id >> 8);
-    be[1] = (unsigned char)(row->key_id & 0xff);
+    put_be(be, (apr_uint64_t)row->key_id, 2);
     h = put_field(h, be, 2);
     h = put_field(h, row->nonce, IMGSTORE_NONCE_BYTES);
     /* The ciphertext field: its length here, its bytes streamed below. */
-    h = put_field(h, "", 0);
-    h[-4] = (unsigned char)(row->ciphertext_len >> 24);
-    h[-3] = (unsigned char)(row->ciphertext_len >> 16);
-    h[-2] = (unsigned char)(row->ciphertext_len >> 8);
-    h[-1] = (unsigned char)row->ciphertext_len;
+    put_be(h, row->ciphertext_len, 4);
+    h += 4;
 
     t = put_field(t, row->content_type, ctlen);
     put_be64(be, row->size);
@@ -276,8 +271,7 @@ static imgstore_store_status_e insert_one(PGconn *conn, apr_pool_t *p, const img
     imgstore_store_status_e st = IMGSTORE_STORE_OK;
     PGresult *res;
 
-    key_id[0] = (unsigned char)(row->key_id >> 8);
-    key_id[1] = (unsigned char)(row->key_id & 0xff);
+    put_be(key_id, (apr_uint64_t)row->key_id, 2);
     put_be64(size, row->size);
     put_be64(created, row->created_at);
     put_be64(expires, row->expires_at);
