@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-import hostile as H
-from conftest import assert_json_error, read
+import harness as H
+from harness import assert_json_error, read
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-import hostile as H
-from conftest import ASAN, Httpd, assert_json_error
+import harness as H
+from harness import ASAN, Httpd, assert_json_error
 
 MAX = 100 * 1024
 
@@ -18,8 +18,7 @@ def srv(pg):
     h = Httpd(pg, dbname=db, extra="ImgStoreMaxSize 100K\n").start()
     h.db = db
     yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
+    bad = h.finish()
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
 
 
@@ -139,8 +138,7 @@ def ten_big_round_trips(pg):
         time.sleep(1)
         after = {pid: H.proc_status_kb(pid, "VmRSS") or 0 for pid in H.children(h)}
     finally:
-        h.stop()
-    bad = h.unexpected_log_lines()
+        bad = h.finish()
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
     assert peaks, "no httpd child found"
     return baseline, peaks, after

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import hostile as H
-from conftest import read
+import harness as H
+from harness import read
 
 PNG = read("sample.png")
 UPLOAD_ALLOW = "POST, OPTIONS"

@@ -16,8 +16,8 @@ import time
 
 import requests
 
-import hostile as H
-from conftest import assert_json_error, image, read, wait_until
+import harness as H
+from harness import assert_json_error, image, read, wait_until
 
 # mod_dbd's lines when its pool cannot connect, the module's once-per-child outage line,
 # and its info-level note on a broken pooled connection.
@@ -159,7 +159,7 @@ def test_800_database_down_when_apache_starts_is_503_then_served_once_it_is_up(p
     pg.stop()
     try:
         h = make_httpd(dbname=db)
-        h.allow(*DB_DOWN_TAGS)
+        h.tolerate(*DB_DOWN_TAGS)
         calls = [("upload", lambda: up(h, "sample.png")),
                  ("image", lambda: requests.get(h.url("/image/" + "A" * 43), timeout=10)),
                  ("cleanup", lambda: requests.get(h.url("/cleanup"), timeout=10)),
@@ -186,7 +186,7 @@ def test_801_a_database_restart_under_load_loses_no_acknowledged_image_and_never
         pg, make_httpd):
     db = pg.create_db("t801")
     h = make_httpd(dbname=db)
-    h.allow(*DB_DOWN_TAGS)
+    h.tolerate(*DB_DOWN_TAGS)
     with Load(h) as load:
         time.sleep(1.5)
         pg.stop()
@@ -208,7 +208,7 @@ def test_801_a_database_restart_under_load_loses_no_acknowledged_image_and_never
 def test_802_an_outage_under_300_requests_logs_at_most_a_few_lines_per_child(pg, make_httpd):
     db = pg.create_db("t802")
     h = make_httpd(dbname=db)
-    h.allow(*DB_DOWN_TAGS)
+    h.tolerate(*DB_DOWN_TAGS)
     stored = H.round_trip(h)
     start = len(h.errors().splitlines())
     seen_children = set(H.children(h))

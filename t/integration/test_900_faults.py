@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from conftest import assert_json_error, image, multipart, raw_http, read, sql_id, wait_until
+from harness import assert_json_error, image, multipart, raw_http, read, sql_id, wait_until
 
 MIXED = ["sample.jpg", "sample.png", "sample.gif", "sample.webp", "sample.avif", "sample.bmp",
          "sample-100k.jpg", "sample-100k.png"]
