@@ -1,4 +1,4 @@
-"""72x: sizes. ImgStoreMaxSize to the byte, lying and absurd lengths, an endless chunked
+"""74x: sizes. ImgStoreMaxSize to the byte, lying and absurd lengths, an endless chunked
 body, and the memory a child uses for uploads near the default 10M limit."""
 import json
 import time
@@ -14,7 +14,7 @@ MAX = 100 * 1024
 @pytest.fixture(scope="module")
 def srv(pg):
     """ImgStoreMaxSize 100K on a database of its own."""
-    db = pg.create_db("t720")
+    db = pg.create_db("t740")
     h = Httpd(pg, dbname=db, extra="ImgStoreMaxSize 100K\n").start()
     h.db = db
     yield h

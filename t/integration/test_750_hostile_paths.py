@@ -15,7 +15,7 @@ PNG = read("sample.png")
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    yield from H.own_server(pg, "t730", with_hash=True)
+    yield from H.own_server(pg, "t750", with_hash=True)
 
 
 def get_raw(port, target, method="GET"):
