@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(
 def clean_env(**extra):
     """The environment of a user at a shell: none of this suite's own settings."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IMGSTORE_", "PYTEST_")) and k not in ("PYTHONPATH", "PORT",
-                                                                     "PGPORT")}
+           if not k.startswith(("IMGSTORE_", "PYTEST_", "MAKE", "MFLAGS"))
+           and k not in ("PYTHONPATH", "PORT", "PGPORT")}
     env.update(extra)
     return env
 
