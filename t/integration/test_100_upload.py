@@ -1,7 +1,7 @@
 """1xx: uploads round-trip, byte for byte, for every allowed type."""
 import pytest
 
-from conftest import read, image
+from harness import read, image
 
 TYPES = [("sample.jpg", "image/jpeg"), ("sample.png", "image/png"), ("sample.gif", "image/gif"),
          ("sample.webp", "image/webp"), ("sample.avif", "image/avif"), ("sample.bmp", "image/bmp"),

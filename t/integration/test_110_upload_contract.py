@@ -11,7 +11,7 @@ import zlib
 import pytest
 import requests
 
-from conftest import HASH_RE, Httpd, assert_json_error, image, multipart, raw_http, read
+from harness import HASH_RE, Httpd, assert_json_error, image, multipart, raw_http, read
 
 UPLOAD_KEYS = {"hash", "url", "expires_at", "expires_in", "size", "type"}
 
@@ -28,8 +28,7 @@ def limited(pg):
     """A server whose mount takes at most 8 KiB images of types png and jpeg."""
     h = Httpd(pg, extra="ImgStoreMaxSize 8K\nImgStoreAllowTypes png jpeg\n").start()
     yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
+    bad = h.finish()
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
 
 

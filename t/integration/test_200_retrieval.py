@@ -5,8 +5,8 @@ import os
 import pytest
 import requests
 
-import hostile as H
-from conftest import assert_json_error, image, raw_http, read
+import harness as H
+from harness import assert_json_error, image, raw_http, read
 
 IMAGE_HEADERS = {
     "Cache-Control": "no-store",

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from conftest import assert_json_error, image, read, sql_id
+from harness import assert_json_error, image, read, sql_id
 
 
 def expires_epoch(body):

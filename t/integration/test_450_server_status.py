@@ -3,7 +3,7 @@ import re
 
 import requests
 
-from conftest import image, read
+from harness import image, read
 
 
 def counters(h):

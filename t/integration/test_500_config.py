@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import assert_json_error, image, read
+from harness import assert_json_error, image, read
 
 IMG_MOUNT = "<Location /img>\n    SetHandler imgstore\n</Location>\n"
 

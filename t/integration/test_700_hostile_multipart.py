@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import hostile as H
-from conftest import read
+import harness as H
+from harness import read
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from conftest import ROOT, free_port, image, make_tmp, pid_alive, read, wait_port
+from harness import ROOT, free_port, image, make_tmp, pid_alive, read, wait_port
 
 
 def run_entrypoint(env, *cmd):

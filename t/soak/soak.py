@@ -1,27 +1,30 @@
 #!/usr/bin/python3
 """Soak: N clients upload and retrieve mixed real images for M minutes.
 
-    t/soak/soak.py [--url http://127.0.0.1:8080] [--clients 64] [--minutes 10]
+    ./dev soak [--url http://127.0.0.1:8080] [--clients 64] [--minutes 10]
+        [--request-timeout 60] [--stall 30]
 
-Run it against `./dev run` (or any server with the module mounted at --url).
+Run it against `./dev run` (or any server with the module mounted at --url); it needs
+the harness package (t/harness) on PYTHONPATH, which ./dev soak sets.
 Every acknowledged image is fetched back and compared byte for byte, during the
-run and once more at the end (those not yet expired). Prints totals; exits
-non-zero on any lost or corrupted image or any 5xx answer; client-side connection
-errors are counted and shown, not judged (see the end of main).
+run and once more at the end (those not yet expired). Prints totals and exits
+non-zero (the verdict, see verdict()) on any lost or corrupted image, on no progress
+(no 2xx answer at all, or none for --stall seconds), on a hang (a request without an
+answer within --request-timeout, or a client that does not finish), and when the
+non-2xx answers are not exactly the ones it provoked (its hostile requests, images
+past their expiry): any other 4xx or 5xx, or a 2xx to a hostile request.
 """
 import argparse
 import collections
-import os
 import random
-import struct
 import sys
 import threading
 import time
-import zlib
 
 import requests
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+from harness.images import png_of_size, read
+
 IMAGES = ["sample.jpg", "sample.png", "sample.gif", "sample.webp", "sample.avif", "sample.bmp",
           "sample-100k.jpg", "sample-100k.png", "large-600k.png"]
 # Expiry is decided by the server's clock; leave a margin before calling an image lost.
@@ -40,23 +43,27 @@ class Totals:
         self.corrupted = []
         self.exceptions = collections.Counter()
         self.exception_samples = []
+        self.hangs = 0
+        self.provoked = 0          # requests meant to fail (hostile ones, expired images)
+        self.provoked_2xx = 0      # ... that got a 2xx all the same
+        self.unprovoked = collections.Counter()  # non-2xx answers to ordinary requests
+        self.ok_times = []         # when each 2xx answer arrived
 
-    def add(self, code):
+    def add(self, code, provoked=False):
         with self.lock:
             self.requests += 1
             self.status[code] += 1
+            ok = 200 <= code < 300
+            if ok:
+                self.ok_times.append(time.time())
+            if provoked:
+                self.provoked += 1
+                self.provoked_2xx += ok
+            elif not ok:
+                self.unprovoked[code] += 1
 
 
-def large_png(total, png):
-    """A real PNG grown to total bytes by a private ancillary chunk before IEND."""
-    iend = png.rindex(b"IEND") - 4
-    fill = total - len(png) - 12
-    chunk = b"prVt" + bytes(random.Random(7).getrandbits(8) for _ in range(fill))
-    return (png[:iend] + struct.pack(">I", fill) + chunk
-            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + png[iend:])
-
-
-def client(url, deadline, blobs, totals, acked, seed):
+def client(url, deadline, blobs, totals, acked, seed, timeout):
     rnd = random.Random(seed)
     s = requests.Session()
     mine = []
@@ -64,7 +71,8 @@ def client(url, deadline, blobs, totals, acked, seed):
         try:
             if not mine or rnd.random() < 0.5:
                 name = rnd.choice(IMAGES)
-                r = s.post(url + "/upload", files={"file": (name, blobs[name])}, timeout=60)
+                r = s.post(url + "/upload", files={"file": (name, blobs[name])},
+                           timeout=timeout)
                 totals.add(r.status_code)
                 if r.status_code == 201:
                     j = r.json()
@@ -76,22 +84,27 @@ def client(url, deadline, blobs, totals, acked, seed):
             else:
                 h, name, expires = rnd.choice(mine)
                 head = rnd.random() < 0.1
-                r = (s.head if head else s.get)(url + "/image/" + h, timeout=60)
-                totals.add(r.status_code)
+                r = (s.head if head else s.get)(url + "/image/" + h, timeout=timeout)
                 check(r, h, name, expires, blobs, totals, head)
             if rnd.random() < 0.02:
                 # A little hostile traffic in the mix: must be a 4xx, never a 5xx.
-                r = s.post(url + "/upload", data=b"not multipart", timeout=60,
+                r = s.post(url + "/upload", data=b"not multipart", timeout=timeout,
                            headers={"Content-Type": "text/plain"})
-                totals.add(r.status_code)
+                totals.add(r.status_code, provoked=True)
         except requests.RequestException as e:
             with totals.lock:
                 totals.exceptions[type(e).__name__] += 1
+                if isinstance(e, requests.Timeout):
+                    totals.hangs += 1
                 if len(totals.exception_samples) < 3:
                     totals.exception_samples.append(str(e)[:200])
+            time.sleep(0.05)  # a server that refuses connections is not hammered
 
 
 def check(r, h, name, expires, blobs, totals, head=False):
+    """Judge one retrieval of an acknowledged image (and count its answer)."""
+    expired = r.status_code == 404 and time.time() > expires - CLOCK_MARGIN
+    totals.add(r.status_code, provoked=expired)
     with totals.lock:
         if r.status_code == 200:
             if (head and int(r.headers.get("Content-Length", -1)) == len(blobs[name])) or \
@@ -105,34 +118,80 @@ def check(r, h, name, expires, blobs, totals, head=False):
             totals.lost.append(h[:8])
 
 
+def longest_stall(times, start, end):
+    """The longest time without a 2xx answer between start and end (s)."""
+    marks = [start] + sorted(times) + [end]
+    return max(b - a for a, b in zip(marks, marks[1:]))
+
+
+def verdict(totals, start, end, stuck_clients, stall_limit):
+    """The reasons the soak failed (empty: it passed)."""
+    bad = []
+    if totals.lost or totals.corrupted:
+        bad.append("%d lost and %d corrupted acknowledged images"
+                   % (len(totals.lost), len(totals.corrupted)))
+    if not totals.ok_times:
+        bad.append("no progress: not one 2xx answer")
+    else:
+        stall = longest_stall(totals.ok_times, start, end)
+        if stall > stall_limit:
+            bad.append("no progress for %.1f s (limit %.0f s)" % (stall, stall_limit))
+    if totals.hangs or stuck_clients:
+        bad.append("hangs: %d requests without an answer in time, %d clients stuck"
+                   % (totals.hangs, stuck_clients))
+    non2xx = sum(n for c, n in totals.status.items() if not 200 <= c < 300)
+    provoked_non2xx = totals.provoked - totals.provoked_2xx
+    if non2xx != provoked_non2xx or totals.provoked_2xx:
+        bad.append("non-2xx answers: %d (%.2f%% of %d), provoked: %d (%.2f%%); unprovoked by "
+                   "status: %s, provoked but 2xx: %d"
+                   % (non2xx, 100.0 * non2xx / max(1, totals.requests), totals.requests,
+                      provoked_non2xx, 100.0 * provoked_non2xx / max(1, totals.requests),
+                      dict(totals.unprovoked), totals.provoked_2xx))
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default="http://127.0.0.1:8080")
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--request-timeout", type=float, default=60,
+                    help="a request without an answer after this many seconds is a hang")
+    ap.add_argument("--stall", type=float, default=30,
+                    help="this many seconds without a 2xx answer is no progress")
     a = ap.parse_args()
     url = a.url.rstrip("/")
-    blobs = {n: open(os.path.join(DATA, n), "rb").read() for n in IMAGES if n != "large-600k.png"}
+    blobs = {n: read(n) for n in IMAGES if n != "large-600k.png"}
     # Over 255 KiB an image takes the module's other path (COPY up, slices down).
-    blobs["large-600k.png"] = large_png(600 * 1000, blobs["sample.png"])
+    blobs["large-600k.png"] = png_of_size(600 * 1000, seed=7)
     totals, acked = Totals(), []
     start = time.time()
     deadline = start + a.minutes * 60
-    threads = [threading.Thread(target=client, args=(url, deadline, blobs, totals, acked, i),
-                                daemon=True) for i in range(a.clients)]
+    threads = [threading.Thread(target=client, daemon=True,
+                                args=(url, deadline, blobs, totals, acked, i, a.request_timeout))
+               for i in range(a.clients)]
     for t in threads:
         t.start()
+    join_until = deadline + a.request_timeout + 30
     for t in threads:
-        t.join(timeout=a.minutes * 60 + 120)
+        t.join(timeout=max(0, join_until - time.time()))
+    stuck = sum(t.is_alive() for t in threads)
     elapsed = time.time() - start
 
     # Final pass: every acknowledged image that has not expired must still be there.
     final = requests.Session()
     for h, name, expires in acked:
         if time.time() < expires - CLOCK_MARGIN:
-            r = final.get(url + "/image/" + h, timeout=60)
-            totals.add(r.status_code)
+            try:
+                r = final.get(url + "/image/" + h, timeout=a.request_timeout)
+            except requests.Timeout:
+                totals.hangs += 1
+                continue
+            except requests.RequestException:
+                totals.exceptions["final pass"] += 1
+                continue
             check(r, h, name, expires, blobs, totals)
+    end = time.time()
 
     fivexx = sum(n for code, n in totals.status.items() if code >= 500)
     print("soak: %d clients, %.1f min, %d requests (%.0f/s)" %
@@ -147,11 +206,13 @@ def main():
         print("  exception: " + sample)
     print("  lost: %d %s, corrupted: %d %s" % (len(totals.lost), totals.lost[:5],
                                                len(totals.corrupted), totals.corrupted[:5]))
-    # The verdict is the issue's: a lost or corrupted acknowledged image, or any 5xx.
-    # Client exceptions are listed above, not judged: under overload httpd's event MPM
-    # closes idle keep-alive connections, and a request racing that close fails on the
-    # client without reaching the server (nothing acknowledged, nothing stored half).
-    bad = totals.lost or totals.corrupted or fivexx
+    # Connection errors other than timeouts are listed above, not judged by themselves:
+    # under overload httpd's event MPM closes idle keep-alive connections, and a request
+    # racing that close fails on the client without reaching the server. A server that
+    # does not answer at all fails on progress; one that answers late, on hangs.
+    bad = verdict(totals, start, end, stuck, a.stall)
+    for reason in bad:
+        print("  FAILED: " + reason)
     print("soak: " + ("FAILED" if bad else "ok"))
     return 1 if bad else 0
 

@@ -1,12 +1,12 @@
-"""72x: sizes. ImgStoreMaxSize to the byte, lying and absurd lengths, an endless chunked
+"""74x: sizes. ImgStoreMaxSize to the byte, lying and absurd lengths, an endless chunked
 body, and the memory a child uses for uploads near the default 10M limit."""
 import json
 import time
 
 import pytest
 
-import hostile as H
-from conftest import ASAN, Httpd, assert_json_error
+import harness as H
+from harness import ASAN, Httpd, assert_json_error
 
 MAX = 100 * 1024
 
@@ -14,12 +14,11 @@ MAX = 100 * 1024
 @pytest.fixture(scope="module")
 def srv(pg):
     """ImgStoreMaxSize 100K on a database of its own."""
-    db = pg.create_db("t720")
+    db = pg.create_db("t740")
     h = Httpd(pg, dbname=db, extra="ImgStoreMaxSize 100K\n").start()
     h.db = db
     yield h
-    h.stop()
-    bad = h.unexpected_log_lines()
+    bad = h.finish()
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
 
 
@@ -139,8 +138,7 @@ def ten_big_round_trips(pg):
         time.sleep(1)
         after = {pid: H.proc_status_kb(pid, "VmRSS") or 0 for pid in H.children(h)}
     finally:
-        h.stop()
-    bad = h.unexpected_log_lines()
+        bad = h.finish()
     assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
     assert peaks, "no httpd child found"
     return baseline, peaks, after

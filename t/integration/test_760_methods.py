@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import hostile as H
-from conftest import read
+import harness as H
+from harness import read
 
 PNG = read("sample.png")
 UPLOAD_ALLOW = "POST, OPTIONS"
@@ -19,7 +19,7 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    yield from H.own_server(pg, "t740", with_hash=True)
+    yield from H.own_server(pg, "t760", with_hash=True)
 
 
 def routes(srv):

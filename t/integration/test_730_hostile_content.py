@@ -1,4 +1,4 @@
-"""71x: files that are not allowed images, or only pretend to be, whatever the client
+"""73x: files that are not allowed images, or only pretend to be, whatever the client
 says about them: 415 JSON, nothing stored, the server still healthy. The bytes alone
 decide the type, in both directions."""
 import io
@@ -6,13 +6,13 @@ import zipfile
 
 import pytest
 
-import hostile as H
-from conftest import assert_json_error, read
+import harness as H
+from harness import assert_json_error, read
 
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    yield from H.own_server(pg, "t710")
+    yield from H.own_server(pg, "t730")
 
 
 def _zip():
