@@ -11,6 +11,8 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "imgstore_bytes.h"
+
 #define PRK_BYTES 32
 #define AAD_MAX (1 + 2 + IMGSTORE_ID_BYTES + 1 + 255 + 8)
 #define MAX_KEYS 16
@@ -136,8 +138,8 @@ static int derive_image_key(const imgstore_keyring_t *kr, const keyring_entry_t 
     int ok;
 
     memcpy(info, expand_label, n);
-    info[n++] = (unsigned char)(e->key_id >> 8);
-    info[n++] = (unsigned char)(e->key_id & 0xff);
+    imgstore_put_be(info + n, (apr_uint64_t)e->key_id, 2);
+    n += 2;
     memcpy(info + n, token, IMGSTORE_TOKEN_BYTES);
     ok = hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXPAND_ONLY, e->prk, PRK_BYTES, info, sizeof(info), key);
     OPENSSL_cleanse(info, sizeof(info));
@@ -149,23 +151,20 @@ static size_t build_aad(const imgstore_aad_t *aad, unsigned char out[AAD_MAX])
 {
     size_t tlen = strlen(aad->content_type), n = 0;
     apr_uint64_t exp = (apr_uint64_t)aad->expires_at;
-    int shift;
 
     if (tlen > 255) {
         return 0;
     }
     out[n++] = IMGSTORE_AAD_VERSION;
-    out[n++] = (unsigned char)(aad->key_id >> 8);
-    out[n++] = (unsigned char)(aad->key_id & 0xff);
+    imgstore_put_be(out + n, (apr_uint64_t)aad->key_id, 2);
+    n += 2;
     memcpy(out + n, aad->id, IMGSTORE_ID_BYTES);
     n += IMGSTORE_ID_BYTES;
     out[n++] = (unsigned char)tlen;
     memcpy(out + n, aad->content_type, tlen);
     n += tlen;
-    for (shift = 56; shift >= 0; shift -= 8) {
-        out[n++] = (unsigned char)(exp >> shift);
-    }
-    return n;
+    imgstore_put_be(out + n, exp, 8);
+    return n + 8;
 }
 
 /* One GCM pass; enc selects direction. The tag is written (enc) or checked (!enc). */
