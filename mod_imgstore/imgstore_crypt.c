@@ -210,10 +210,11 @@ done:
     return rv;
 }
 
-apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad, unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                           unsigned char *buf, apr_size_t len)
+apr_status_t imgstore_crypt_seal(const imgstore_keyring_t *kr,
+                                 const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                 const imgstore_aad_t *aad,
+                                 unsigned char nonce[IMGSTORE_NONCE_BYTES], unsigned char *buf,
+                                 apr_size_t len)
 {
     const keyring_entry_t *e = keyring_find(kr, aad->key_id);
     unsigned char key[PRK_BYTES], ad[AAD_MAX];
@@ -234,11 +235,11 @@ apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
     return rv;
 }
 
-apr_status_t imgstore_open(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad,
-                           const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct,
-                           apr_size_t ct_len, unsigned char *out)
+apr_status_t imgstore_crypt_open(const imgstore_keyring_t *kr,
+                                 const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                 const imgstore_aad_t *aad,
+                                 const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                                 const unsigned char *ct, apr_size_t ct_len, unsigned char *out)
 {
     const keyring_entry_t *e = keyring_find(kr, aad->key_id);
     unsigned char key[PRK_BYTES], ad[AAD_MAX], tag[IMGSTORE_TAG_BYTES];

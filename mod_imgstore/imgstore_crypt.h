@@ -55,10 +55,11 @@ int imgstore_keyring_count(const imgstore_keyring_t *kr);
  * at buf + len (the buffer must hold len + IMGSTORE_TAG_BYTES).
  * APR_SUCCESS, APR_NOTFOUND (unknown key id) or APR_EGENERAL.
  */
-apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad, unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                           unsigned char *buf, apr_size_t len);
+apr_status_t imgstore_crypt_seal(const imgstore_keyring_t *kr,
+                                 const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                 const imgstore_aad_t *aad,
+                                 unsigned char nonce[IMGSTORE_NONCE_BYTES], unsigned char *buf,
+                                 apr_size_t len);
 
 /*
  * Decrypt ct (ct_len includes the trailing tag) into out (ct_len -
@@ -66,10 +67,10 @@ apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
  * unless APR_SUCCESS: APR_NOTFOUND (unknown key id), APR_EINVAL (too short
  * or the tag did not verify) or APR_EGENERAL.
  */
-apr_status_t imgstore_open(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad,
-                           const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct,
-                           apr_size_t ct_len, unsigned char *out);
+apr_status_t imgstore_crypt_open(const imgstore_keyring_t *kr,
+                                 const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                 const imgstore_aad_t *aad,
+                                 const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                                 const unsigned char *ct, apr_size_t ct_len, unsigned char *out);
 
 #endif

@@ -42,7 +42,7 @@ imgstore_status_e imgstore_image_seal(imgstore_sealed_t *sealed, const imgstore_
     row->expires_at =
         (apr_int64_t)apr_time_sec(now + apr_time_from_sec(ttl) + APR_USEC_PER_SEC - 1);
     aad_of(&aad, row->key_id, row->id, row->content_type, row->expires_at);
-    if (imgstore_seal(kr, sealed->token, &aad, sealed->nonce, buf, len) != APR_SUCCESS) {
+    if (imgstore_crypt_seal(kr, sealed->token, &aad, sealed->nonce, buf, len) != APR_SUCCESS) {
         imgstore_image_wipe(sealed);
         return IMGSTORE_INTERNAL;
     }
@@ -70,8 +70,8 @@ imgstore_status_e imgstore_image_open(const imgstore_keyring_t *kr,
     *plain_len =
         row->ciphertext_len >= IMGSTORE_TAG_BYTES ? row->ciphertext_len - IMGSTORE_TAG_BYTES : 0;
     aad_of(&aad, row->key_id, id, row->content_type, row->expires_at);
-    rv = imgstore_open(kr, token, &aad, row->nonce, row->ciphertext, row->ciphertext_len,
-                       (unsigned char *)row->ciphertext);
+    rv = imgstore_crypt_open(kr, token, &aad, row->nonce, row->ciphertext, row->ciphertext_len,
+                             (unsigned char *)row->ciphertext);
     if (rv == APR_NOTFOUND) {
         return IMGSTORE_NOKEY;
     }

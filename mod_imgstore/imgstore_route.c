@@ -5,9 +5,9 @@
 
 #define IMAGE_PREFIX "/image/"
 
-imgstore_route_e imgstore_route_parse(const char *rest, const char **token)
+imgstore_route_e imgstore_route_parse(const char *rest, const char **token_text)
 {
-    *token = NULL;
+    *token_text = NULL;
     if (!strcmp(rest, "/upload")) {
         return IMGSTORE_ROUTE_UPLOAD;
     }
@@ -18,7 +18,7 @@ imgstore_route_e imgstore_route_parse(const char *rest, const char **token)
         return IMGSTORE_ROUTE_HEALTH;
     }
     if (!strncmp(rest, IMAGE_PREFIX, sizeof(IMAGE_PREFIX) - 1)) {
-        *token = rest + sizeof(IMAGE_PREFIX) - 1;
+        *token_text = rest + sizeof(IMAGE_PREFIX) - 1;
         return IMGSTORE_ROUTE_IMAGE;
     }
     return IMGSTORE_ROUTE_NONE;

@@ -25,10 +25,10 @@ typedef enum {
 
 /*
  * The route that rest (the path after the mount, "/..." or "") names. For
- * IMGSTORE_ROUTE_IMAGE, *token points at the rest of the path after
+ * IMGSTORE_ROUTE_IMAGE, *token_text points at the rest of the path after
  * "/image/": the token as the client spelled it, not yet decoded.
  */
-imgstore_route_e imgstore_route_parse(const char *rest, const char **token);
+imgstore_route_e imgstore_route_parse(const char *rest, const char **token_text);
 
 /*
  * The rest of uri under mount (trailing slashes of mount ignored), or NULL

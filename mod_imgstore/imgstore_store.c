@@ -327,7 +327,7 @@ imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgst
     return st;
 }
 
-void imgstore_fetched_free(imgstore_fetched_t *f)
+void imgstore_store_fetched_free(imgstore_fetched_t *f)
 {
     if (f->buf != NULL) {
         free(f->buf);
@@ -410,18 +410,18 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
     f->res = imgstore_stmt_exec(conn, &stmt_fetch, values, lengths, formats, FORMAT_BINARY);
     if (PQresultStatus(f->res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, f->res, err);
-        imgstore_fetched_free(f);
+        imgstore_store_fetched_free(f);
         return st;
     }
     if (PQntuples(f->res) != 1 || PQnfields(f->res) != 8) {
-        imgstore_fetched_free(f);
+        imgstore_store_fetched_free(f);
         return IMGSTORE_NOTFOUND;
     }
     for (i = 0; i < 8; i++) {
         if ((PQgetisnull(f->res, 0, i) && i != 2) ||
             (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
-            imgstore_fetched_free(f);
+            imgstore_store_fetched_free(f);
             return IMGSTORE_ERROR;
         }
     }
@@ -430,13 +430,13 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
     if (total < 0 || total > max_ciphertext || (whole && PQgetlength(f->res, 0, 2) != total) ||
         (!whole && total <= IMGSTORE_STORE_SLICE)) {
         *err = "stored row has an unexpected shape";
-        imgstore_fetched_free(f);
+        imgstore_store_fetched_free(f);
         return IMGSTORE_ERROR;
     }
     if (!whole) {
         st = fetch_slices(conn, p, id, f, (apr_size_t)total, err);
         if (st != IMGSTORE_OK) {
-            imgstore_fetched_free(f);
+            imgstore_store_fetched_free(f);
             return st;
         }
     }

@@ -60,13 +60,13 @@ typedef struct {
 } imgstore_fetched_t;
 
 /* Free what a fetch holds (either member may be NULL already). */
-void imgstore_fetched_free(imgstore_fetched_t *f);
+void imgstore_store_fetched_free(imgstore_fetched_t *f);
 
 /*
  * Find the live row with this id: expires_at > now and a ciphertext no larger
  * than max_ciphertext (so a tampered row cannot blow up memory); a
  * ciphertext over IMGSTORE_STORE_SLICE is read in slices. On OK the row points into *f, which the
- * caller frees with imgstore_fetched_free(); row->ciphertext is writable.
+ * caller frees with imgstore_store_fetched_free(); row->ciphertext is writable.
  * NOTFOUND also when the row is deleted between slices.
  */
 imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,

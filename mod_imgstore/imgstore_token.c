@@ -56,18 +56,18 @@ static int b64url_value(unsigned char c)
     return -1;
 }
 
-int imgstore_token_decode(const char *hash, apr_size_t len,
+int imgstore_token_decode(const char *text, apr_size_t len,
                           unsigned char token[IMGSTORE_TOKEN_BYTES])
 {
     apr_size_t i, o = 0;
     apr_uint32_t acc = 0;
     int bits = 0;
 
-    if (hash == NULL || len != IMGSTORE_TOKEN_CHARS) {
+    if (text == NULL || len != IMGSTORE_TOKEN_CHARS) {
         return 0;
     }
     for (i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)hash[i]);
+        int v = b64url_value((unsigned char)text[i]);
         if (v < 0) {
             return 0;
         }

@@ -57,7 +57,7 @@ static const char *scale(apr_int64_t n, apr_int64_t unit, apr_int64_t *out)
 #define SIZE_UNIT_ERROR "unknown unit (use K, M or G, optionally with B or iB)"
 #define DURATION_UNIT_ERROR "unknown unit (use s, m or h)"
 
-const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
+const char *imgstore_value_parse_size(const char *s, apr_int64_t *bytes)
 {
     apr_int64_t n, unit = 1;
     const char *u;
@@ -94,7 +94,7 @@ const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
     return scale(n, unit, bytes);
 }
 
-const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds)
+const char *imgstore_value_parse_duration(const char *s, apr_int64_t *seconds)
 {
     apr_int64_t n, unit = 1;
     const char *u;
@@ -124,7 +124,7 @@ const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds)
     return scale(n, unit, seconds);
 }
 
-void imgstore_format_iso8601(char *buf, apr_int64_t epoch_seconds)
+void imgstore_value_format_iso8601(char *buf, apr_int64_t epoch_seconds)
 {
     apr_time_exp_t tm;
 

@@ -191,8 +191,8 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
         *(apr_int64_t *)(base + slot->offset) = 0;
         return NULL;
     }
-    err = slot->kind == NUM_DURATION ? imgstore_parse_duration(arg, &v)
-                                     : imgstore_parse_size(arg, &v);
+    err = slot->kind == NUM_DURATION ? imgstore_value_parse_duration(arg, &v)
+                                     : imgstore_value_parse_size(arg, &v);
     if (err != NULL) {
         return bad_value(cmd, arg, err);
     }

@@ -22,8 +22,8 @@
 
 typedef struct {
     imgstore_route_e route;
-    const char *mount; /* the prefix the route was found under */
-    const char *token; /* IMGSTORE_ROUTE_IMAGE: the path segment after /image/ */
+    const char *mount;      /* the prefix the route was found under */
+    const char *token_text; /* IMGSTORE_ROUTE_IMAGE: the path segment after /image/ */
 } route_t;
 
 /*
@@ -42,17 +42,17 @@ static route_t find_route(request_rec *r, const imgstore_dir_conf_t *dc)
     for (i = -1; i < dc->mounts->nelts; i++) {
         const char *m = i < 0 ? core->d : APR_ARRAY_IDX(dc->mounts, i, const char *);
         const char *rest = m ? imgstore_route_under(r->uri, m) : NULL;
-        const char *token = NULL;
+        const char *token_text = NULL;
         imgstore_route_e route;
 
         if (rest == NULL) {
             continue;
         }
-        route = imgstore_route_parse(rest, &token);
+        route = imgstore_route_parse(rest, &token_text);
         if (rt.mount == NULL || route != IMGSTORE_ROUTE_NONE) {
             rt.route = route;
             rt.mount = apr_pstrmemdup(r->pool, m, (apr_size_t)(rest - r->uri));
-            rt.token = token;
+            rt.token_text = token_text;
         }
         if (route != IMGSTORE_ROUTE_NONE) {
             break;
@@ -142,7 +142,7 @@ static int imgstore_handler(request_rec *r)
         case IMGSTORE_ROUTE_UPLOAD:
             return imgstore_upload_handle(r, dc);
         case IMGSTORE_ROUTE_IMAGE:
-            return imgstore_image_handle(r, dc, rt.token);
+            return imgstore_image_handle(r, dc, rt.token_text);
         case IMGSTORE_ROUTE_CLEANUP:
             return imgstore_cleanup_handle(r);
         case IMGSTORE_ROUTE_HEALTH:

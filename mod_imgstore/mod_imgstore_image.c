@@ -48,7 +48,7 @@ static void image_bucket_destroy(void *data)
 
     if (apr_bucket_shared_destroy(b)) {
         OPENSSL_cleanse(b->base, b->len);
-        imgstore_fetched_free(&b->fetched);
+        imgstore_store_fetched_free(&b->fetched);
         apr_bucket_free(b);
     }
 }
@@ -92,7 +92,7 @@ static void discard_fetched(fetch_baton_t *b)
     if (b->plain != NULL) {
         OPENSSL_cleanse((void *)b->plain, b->plain_len);
     }
-    imgstore_fetched_free(&b->fetched);
+    imgstore_store_fetched_free(&b->fetched);
 }
 
 /*
@@ -118,26 +118,26 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     return IMGSTORE_OK;
 }
 
-int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token)
+int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)
 {
-    unsigned char raw[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES];
+    unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES];
     fetch_baton_t b;
     apr_bucket_brigade *bb;
     const char *err = NULL;
     imgstore_status_e st;
 
     /* Malformed, unknown and expired are the same answer on purpose. */
-    if (!imgstore_token_decode(token, strlen(token), raw)) {
+    if (!imgstore_token_decode(token_text, strlen(token_text), token)) {
         return imgstore_response_fail(r, IMGSTORE_NOTFOUND, "no such image", NULL);
     }
-    imgstore_token_id(raw, id);
+    imgstore_token_id(token, id);
     memset(&b, 0, sizeof(b));
-    b.token = raw;
+    b.token = token;
     b.id = id;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
     st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
-    OPENSSL_cleanse(raw, sizeof(raw));
+    OPENSSL_cleanse(token, sizeof(token));
     if (st != IMGSTORE_OK) {
         return imgstore_response_fail(r, st, "no such image", err);
     }

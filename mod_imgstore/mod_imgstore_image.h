@@ -4,7 +4,7 @@
 
 #include "mod_imgstore_config.h"
 
-/* token: the path segment after /image/, as the client spelled it. */
-int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token);
+/* token_text: the path after /image/, as the client spelled it (not yet decoded). */
+int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text);
 
 #endif

@@ -111,27 +111,27 @@ static int read_body(request_rec *r, imgstore_multipart_t *mp, apr_off_t max_bod
     return OK;
 }
 
-/* The image's URL: the token, base64url-encoded, under the mount. */
-static const char *image_url(request_rec *r, const imgstore_dir_conf_t *dc, const char *token)
+/* The image's URL: the token's text under the mount. */
+static const char *image_url(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)
 {
     if (dc->base_url != NULL) {
-        return apr_pstrcat(r->pool, dc->base_url, "/image/", token, NULL);
+        return apr_pstrcat(r->pool, dc->base_url, "/image/", token_text, NULL);
     }
     return ap_construct_url(
-        r->pool, apr_pstrcat(r->pool, imgstore_req_get(r)->mount, "/image/", token, NULL), r);
+        r->pool, apr_pstrcat(r->pool, imgstore_req_get(r)->mount, "/image/", token_text, NULL), r);
 }
 
-/* token: base64url, as it goes into the URL; the answer's "hash" field is that token. */
-static int answer_created(request_rec *r, const imgstore_dir_conf_t *dc, const char *token,
+/* The answer's "hash" field is the token's text, as it goes into the URL. */
+static int answer_created(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text,
                           const imgstore_row_t *row, apr_int64_t ttl)
 {
     imgstore_json_t *j = imgstore_json_object(r->pool);
-    const char *url = image_url(r, dc, token), *body;
+    const char *url = image_url(r, dc, token_text), *body;
     char expires[32];
     apr_size_t len;
 
-    imgstore_format_iso8601(expires, row->expires_at);
-    imgstore_json_add_str(j, "hash", token);
+    imgstore_value_format_iso8601(expires, row->expires_at);
+    imgstore_json_add_str(j, "hash", token_text);
     imgstore_json_add_str(j, "url", url);
     imgstore_json_add_str(j, "expires_at", expires);
     imgstore_json_add_int(j, "expires_in", ttl);
@@ -189,7 +189,7 @@ int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
     apr_int64_t max_size = imgstore_conf_max_size(dc), ttl = imgstore_conf_ttl(dc);
     apr_off_t max_body = (apr_off_t)max_size + IMGSTORE_BODY_OVERHEAD, clen;
     const char *boundary = NULL, *why = NULL, *err = NULL;
-    char token[IMGSTORE_TOKEN_CHARS + 1];
+    char token_text[IMGSTORE_TOKEN_CHARS + 1];
     imgstore_mp_limits_t limits = {0};
     imgstore_multipart_t *mp;
     imgstore_sealed_t sealed;
@@ -245,9 +245,9 @@ int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
         return imgstore_response_fail(r, st, st == IMGSTORE_QUOTA ? "storage quota is full" : NULL,
                                       err);
     }
-    imgstore_token_encode(sealed.token, token);
+    imgstore_token_encode(sealed.token, token_text);
     imgstore_image_wipe(&sealed);
     imgstore_status_count(IMGSTORE_COUNTER_UPLOADS, 1);
     imgstore_status_count(IMGSTORE_COUNTER_UPLOAD_BYTES, (apr_uint64_t)size);
-    return answer_created(r, dc, token, &ins.row, ttl);
+    return answer_created(r, dc, token_text, &ins.row, ttl);
 }
