@@ -98,6 +98,8 @@ static const char sql_delete_batch[] =
 /* Served by the expiry index: one row from its low end. */
 static const char sql_oldest_expiry[] = "SELECT min(expires_at) FROM imgstore_images";
 
+static const char sql_recount_lock[] = "BEGIN; UPDATE imgstore_state SET total_bytes = total_bytes";
+
 static const char sql_recount[] =
     "UPDATE imgstore_state SET total_bytes ="
     " (SELECT coalesce(sum(size), 0) FROM imgstore_images WHERE expires_at > $1)"
@@ -560,6 +562,18 @@ imgstore_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_
     PGresult *res;
 
     imgstore_put_be64(now_be, now);
+    /*
+     * Lock the state row first, in a statement of its own: the sum is then
+     * read with a snapshot taken after every upload that had raised the
+     * total (holding this lock until its COMMIT) is visible. In one
+     * statement the sum's snapshot predates the wait for the lock, and an
+     * upload committing meanwhile would drop out of the total.
+     */
+    st = run_simple(conn, p, sql_recount_lock, err);
+    if (st != IMGSTORE_OK) {
+        end_transaction(conn);
+        return st;
+    }
     res = exec(conn, sql_recount, 1, types, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
@@ -570,6 +584,10 @@ imgstore_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_
         *total = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
     }
     PQclear(res);
+    if (st == IMGSTORE_OK) {
+        st = run_simple(conn, p, "COMMIT", err);
+    }
+    end_transaction(conn);
     return st;
 }
 
