@@ -18,7 +18,7 @@ static void aad_of(imgstore_aad_t *aad, int key_id, const unsigned char *id,
 imgstore_status_e imgstore_image_new(imgstore_sealed_t *sealed)
 {
     memset(sealed, 0, sizeof(*sealed));
-    if (imgstore_token_new(sealed->token) != APR_SUCCESS) {
+    if (imgstore_token_new(sealed->token) != IMGSTORE_OK) {
         return IMGSTORE_INTERNAL;
     }
     imgstore_token_id(sealed->token, sealed->id);
@@ -42,7 +42,7 @@ imgstore_status_e imgstore_image_seal(imgstore_sealed_t *sealed, const imgstore_
     row->expires_at =
         (apr_int64_t)apr_time_sec(now + apr_time_from_sec(ttl) + APR_USEC_PER_SEC - 1);
     aad_of(&aad, row->key_id, row->id, row->content_type, row->expires_at);
-    if (imgstore_crypt_seal(kr, sealed->token, &aad, sealed->nonce, buf, len) != APR_SUCCESS) {
+    if (imgstore_crypt_seal(kr, sealed->token, &aad, sealed->nonce, buf, len) != IMGSTORE_OK) {
         imgstore_image_wipe(sealed);
         return IMGSTORE_INTERNAL;
     }
@@ -65,21 +65,15 @@ imgstore_status_e imgstore_image_open(const imgstore_keyring_t *kr,
                                       apr_size_t *plain_len)
 {
     imgstore_aad_t aad;
-    apr_status_t rv;
+    imgstore_status_e st;
 
     *plain_len =
         row->ciphertext_len >= IMGSTORE_TAG_BYTES ? row->ciphertext_len - IMGSTORE_TAG_BYTES : 0;
     aad_of(&aad, row->key_id, id, row->content_type, row->expires_at);
-    rv = imgstore_crypt_open(kr, token, &aad, row->nonce, row->ciphertext, row->ciphertext_len,
+    st = imgstore_crypt_open(kr, token, &aad, row->nonce, row->ciphertext, row->ciphertext_len,
                              (unsigned char *)row->ciphertext);
-    if (rv == APR_NOTFOUND) {
-        return IMGSTORE_NOKEY;
-    }
-    if (rv == APR_EINVAL) {
-        return IMGSTORE_TAMPERED;
-    }
-    if (rv != APR_SUCCESS) {
-        return IMGSTORE_INTERNAL;
+    if (st != IMGSTORE_OK) {
+        return st;
     }
     /* The expiry and the type are authenticated now: check them once more. */
     if (row->expires_at <= now ||

@@ -6,10 +6,13 @@
  * never logs and never picks an HTTP status: the glue logs the reason and
  * maps the status to HTTP in one place (mod_imgstore_response.c).
  *
- * Parsers that have a natural "no" answer keep it (a directive value parser
- * returns NULL or its reason; a token decoder returns 1 or 0), and the
- * multipart parser keeps its own states (more input, done, which error) for
- * its callers; imgstore_multipart_status() says what they mean here.
+ * Used by store, crypt, token, image and sweep. Three kinds of function
+ * keep a plainer answer, because they have nothing else to say: parsers of
+ * a value return NULL or their reason (imgstore_value.h, imgstore_keyfile.h,
+ * imgstore_keyring_add, imgstore_multipart_boundary), predicates return 1 or 0
+ * (imgstore_token_decode), and the multipart parser keeps its own states
+ * (more input, done, which error) for its caller, with
+ * imgstore_multipart_status() saying what they mean here.
  *
  * Core unit: no dependency at all.
  */

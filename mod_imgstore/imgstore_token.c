@@ -10,9 +10,9 @@ static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /* Domain separation: the id and the per-image key must never coincide. */
 static const char id_label[] = "imgstore v1 id";
 
-apr_status_t imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES])
+imgstore_status_e imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES])
 {
-    return RAND_bytes(token, IMGSTORE_TOKEN_BYTES) == 1 ? APR_SUCCESS : APR_EGENERAL;
+    return RAND_bytes(token, IMGSTORE_TOKEN_BYTES) == 1 ? IMGSTORE_OK : IMGSTORE_INTERNAL;
 }
 
 void imgstore_token_encode(const unsigned char token[IMGSTORE_TOKEN_BYTES],

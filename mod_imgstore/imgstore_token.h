@@ -18,12 +18,14 @@
 #include <apr.h>
 #include <apr_errno.h>
 
+#include "imgstore_status.h"
+
 #define IMGSTORE_TOKEN_BYTES 32
 #define IMGSTORE_TOKEN_CHARS 43
 #define IMGSTORE_ID_BYTES 32
 
-/* Fill token with fresh random bytes; APR_SUCCESS or APR_EGENERAL if the CSPRNG failed. */
-apr_status_t imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES]);
+/* Fill token with fresh random bytes; IMGSTORE_OK, or IMGSTORE_INTERNAL if the CSPRNG failed. */
+imgstore_status_e imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES]);
 
 /* base64url without padding, NUL-terminated (out has IMGSTORE_TOKEN_CHARS + 1 bytes). */
 void imgstore_token_encode(const unsigned char token[IMGSTORE_TOKEN_BYTES],
