@@ -11,6 +11,8 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "imgstore_bytes.h"
+
 #define PRK_BYTES 32
 #define AAD_MAX (1 + 2 + IMGSTORE_ID_BYTES + 1 + 255 + 8)
 #define MAX_KEYS 16
@@ -136,8 +138,8 @@ static int derive_image_key(const imgstore_keyring_t *kr, const keyring_entry_t 
     int ok;
 
     memcpy(info, expand_label, n);
-    info[n++] = (unsigned char)(e->key_id >> 8);
-    info[n++] = (unsigned char)(e->key_id & 0xff);
+    imgstore_put_be(info + n, (apr_uint64_t)e->key_id, 2);
+    n += 2;
     memcpy(info + n, token, IMGSTORE_TOKEN_BYTES);
     ok = hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXPAND_ONLY, e->prk, PRK_BYTES, info, sizeof(info), key);
     OPENSSL_cleanse(info, sizeof(info));
@@ -149,37 +151,36 @@ static size_t build_aad(const imgstore_aad_t *aad, unsigned char out[AAD_MAX])
 {
     size_t tlen = strlen(aad->content_type), n = 0;
     apr_uint64_t exp = (apr_uint64_t)aad->expires_at;
-    int shift;
 
     if (tlen > 255) {
         return 0;
     }
     out[n++] = IMGSTORE_AAD_VERSION;
-    out[n++] = (unsigned char)(aad->key_id >> 8);
-    out[n++] = (unsigned char)(aad->key_id & 0xff);
+    imgstore_put_be(out + n, (apr_uint64_t)aad->key_id, 2);
+    n += 2;
     memcpy(out + n, aad->id, IMGSTORE_ID_BYTES);
     n += IMGSTORE_ID_BYTES;
     out[n++] = (unsigned char)tlen;
     memcpy(out + n, aad->content_type, tlen);
     n += tlen;
-    for (shift = 56; shift >= 0; shift -= 8) {
-        out[n++] = (unsigned char)(exp >> shift);
-    }
-    return n;
+    imgstore_put_be(out + n, exp, 8);
+    return n + 8;
 }
 
 /* One GCM pass; enc selects direction. The tag is written (enc) or checked (!enc). */
-static apr_status_t gcm(const imgstore_keyring_t *kr, int enc, const unsigned char key[PRK_BYTES],
-                        const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *aad,
-                        size_t aad_len, const unsigned char *in, apr_size_t len, unsigned char *out,
-                        unsigned char tag[IMGSTORE_TAG_BYTES])
+static imgstore_status_e gcm(const imgstore_keyring_t *kr, int enc,
+                             const unsigned char key[PRK_BYTES],
+                             const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                             const unsigned char *aad, size_t aad_len, const unsigned char *in,
+                             apr_size_t len, unsigned char *out,
+                             unsigned char tag[IMGSTORE_TAG_BYTES])
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    apr_status_t rv = APR_EGENERAL;
+    imgstore_status_e st = IMGSTORE_INTERNAL;
     int outl;
 
     if (ctx == NULL) {
-        return APR_EGENERAL;
+        return IMGSTORE_INTERNAL;
     }
     if (EVP_CipherInit_ex2(ctx, kr->gcm, key, nonce, enc, NULL) != 1 ||
         EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1) {
@@ -198,77 +199,77 @@ static apr_status_t gcm(const imgstore_keyring_t *kr, int enc, const unsigned ch
     if (enc) {
         if (EVP_CipherFinal_ex(ctx, out, &outl) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-            rv = APR_SUCCESS;
+            st = IMGSTORE_OK;
         }
     } else {
         if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMGSTORE_TAG_BYTES, tag) != 1) {
             goto done;
         }
-        rv = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? APR_SUCCESS : APR_EINVAL;
+        st = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? IMGSTORE_OK : IMGSTORE_TAMPERED;
     }
 done:
     EVP_CIPHER_CTX_free(ctx);
-    return rv;
+    return st;
 }
 
-apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad, unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                           unsigned char *buf, apr_size_t len)
+imgstore_status_e imgstore_crypt_seal(const imgstore_keyring_t *kr,
+                                      const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                      const imgstore_aad_t *aad,
+                                      unsigned char nonce[IMGSTORE_NONCE_BYTES], unsigned char *buf,
+                                      apr_size_t len)
 {
     const keyring_entry_t *e = keyring_find(kr, aad->key_id);
     unsigned char key[PRK_BYTES], ad[AAD_MAX];
     size_t ad_len;
-    apr_status_t rv;
+    imgstore_status_e st;
 
     if (e == NULL) {
-        return APR_NOTFOUND;
+        return IMGSTORE_NOKEY;
     }
     ad_len = build_aad(aad, ad);
     if (ad_len == 0 || RAND_bytes(nonce, IMGSTORE_NONCE_BYTES) != 1 ||
         !derive_image_key(kr, e, token, key)) {
         OPENSSL_cleanse(key, sizeof(key));
-        return APR_EGENERAL;
+        return IMGSTORE_INTERNAL;
     }
-    rv = gcm(kr, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
+    st = gcm(kr, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
     OPENSSL_cleanse(key, sizeof(key));
-    return rv;
+    return st;
 }
 
-apr_status_t imgstore_open(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad,
-                           const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct,
-                           apr_size_t ct_len, unsigned char *out)
+imgstore_status_e
+imgstore_crypt_open(const imgstore_keyring_t *kr, const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                    const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                    const unsigned char *ct, apr_size_t ct_len, unsigned char *out)
 {
     const keyring_entry_t *e = keyring_find(kr, aad->key_id);
     unsigned char key[PRK_BYTES], ad[AAD_MAX], tag[IMGSTORE_TAG_BYTES];
     apr_size_t len;
     size_t ad_len;
-    apr_status_t rv;
+    imgstore_status_e st;
 
     if (e == NULL) {
-        return APR_NOTFOUND;
+        return IMGSTORE_NOKEY;
     }
     if (ct_len < IMGSTORE_TAG_BYTES) {
-        return APR_EINVAL;
+        return IMGSTORE_TAMPERED;
     }
     len = ct_len - IMGSTORE_TAG_BYTES;
     /* Copy the tag first: when decrypting in place it would not be overwritten, but be explicit. */
     memcpy(tag, ct + len, IMGSTORE_TAG_BYTES);
     ad_len = build_aad(aad, ad);
     if (ad_len == 0) {
-        return APR_EINVAL;
+        return IMGSTORE_TAMPERED;
     }
     if (!derive_image_key(kr, e, token, key)) {
         OPENSSL_cleanse(key, sizeof(key));
-        return APR_EGENERAL;
+        return IMGSTORE_INTERNAL;
     }
-    rv = gcm(kr, 0, key, nonce, ad, ad_len, ct, len, out, tag);
+    st = gcm(kr, 0, key, nonce, ad, ad_len, ct, len, out, tag);
     OPENSSL_cleanse(key, sizeof(key));
-    if (rv != APR_SUCCESS) {
+    if (st != IMGSTORE_OK) {
         /* Never leave unauthenticated plaintext behind. */
         OPENSSL_cleanse(out, len);
     }
-    return rv;
+    return st;
 }

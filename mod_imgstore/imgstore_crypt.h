@@ -23,6 +23,7 @@
 
 #include <apr_pools.h>
 
+#include "imgstore_status.h"
 #include "imgstore_token.h"
 
 #define IMGSTORE_MASTER_KEY_BYTES 32
@@ -53,23 +54,23 @@ int imgstore_keyring_count(const imgstore_keyring_t *kr);
 /*
  * Encrypt buf[0..len) in place under the key aad->key_id and write the tag
  * at buf + len (the buffer must hold len + IMGSTORE_TAG_BYTES).
- * APR_SUCCESS, APR_NOTFOUND (unknown key id) or APR_EGENERAL.
+ * IMGSTORE_OK, IMGSTORE_NOKEY (unknown key id) or IMGSTORE_INTERNAL.
  */
-apr_status_t imgstore_seal(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad, unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                           unsigned char *buf, apr_size_t len);
+imgstore_status_e imgstore_crypt_seal(const imgstore_keyring_t *kr,
+                                      const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                      const imgstore_aad_t *aad,
+                                      unsigned char nonce[IMGSTORE_NONCE_BYTES], unsigned char *buf,
+                                      apr_size_t len);
 
 /*
  * Decrypt ct (ct_len includes the trailing tag) into out (ct_len -
  * IMGSTORE_TAG_BYTES bytes; out may equal ct). Nothing in out may be used
- * unless APR_SUCCESS: APR_NOTFOUND (unknown key id), APR_EINVAL (too short
- * or the tag did not verify) or APR_EGENERAL.
+ * unless IMGSTORE_OK: IMGSTORE_NOKEY (unknown key id), IMGSTORE_TAMPERED (too
+ * short or the tag did not verify) or IMGSTORE_INTERNAL.
  */
-apr_status_t imgstore_open(const imgstore_keyring_t *kr,
-                           const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                           const imgstore_aad_t *aad,
-                           const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct,
-                           apr_size_t ct_len, unsigned char *out);
+imgstore_status_e
+imgstore_crypt_open(const imgstore_keyring_t *kr, const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                    const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                    const unsigned char *ct, apr_size_t ct_len, unsigned char *out);
 
 #endif

@@ -52,6 +52,7 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 
+#include "imgstore_bytes.h"
 #include "imgstore_multipart.h"
 
 #define MP_DEFAULT_MAX_HEADER 8192
@@ -146,50 +147,24 @@ static imgstore_mp_status_e mp_fail(imgstore_multipart_t *mp, imgstore_mp_status
     return st;
 }
 
-/* ASCII only: the <ctype.h> behind apr_isalnum() follows the locale, which a module can change. */
-static int is_alnum(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
 static int is_ctl(unsigned char c)
 {
     return c < 0x20 || c == 0x7f;
 }
 
-static unsigned char to_lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
 static int is_tchar(unsigned char c)
 {
-    return is_alnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return imgstore_ascii_alnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static int is_bchar(unsigned char c)
 {
-    return is_alnum(c) || (c != 0 && strchr("'()+_,-./:=? ", c) != NULL);
+    return imgstore_ascii_alnum(c) || (c != 0 && strchr("'()+_,-./:=? ", c) != NULL);
 }
 
 static int is_ws(unsigned char c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int ci_eq(const unsigned char *s, apr_size_t n, const char *lit)
-{
-    apr_size_t i;
-
-    if (strlen(lit) != n) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        if (to_lower(s[i]) != to_lower((unsigned char)lit[i])) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static imgstore_mp_status_e file_start(imgstore_multipart_t *mp)
@@ -348,81 +323,116 @@ static unsigned char *skip_token(unsigned char *p, const unsigned char *end)
     return p;
 }
 
-/* Content-Disposition: form-data *( ";" param ). Quoted values are decoded in place. */
+/*
+ * The one walker over header parameters, for Content-Type and
+ * Content-Disposition alike:  *( OWS ";" OWS name OWS "=" OWS value ), a
+ * trailing ";" allowed. A quoted value is decoded in place (backslash
+ * escapes); a bare value is a token or 8-bit bytes, or with wide set (a
+ * Content-Type) anything up to ";" or whitespace, possibly empty: unquoted
+ * boundaries such as "----=_Part_1" are common.
+ */
+typedef struct {
+    unsigned char *p;
+    const unsigned char *end;
+    int wide;
+} param_walk_t;
+
+typedef enum { PARAM_OK, PARAM_END, PARAM_MALFORMED, PARAM_UNTERMINATED, PARAM_CTL } param_e;
+
+static param_e param_next(param_walk_t *w, const unsigned char **name, apr_size_t *nlen,
+                          const unsigned char **val, apr_size_t *vlen)
+{
+    unsigned char *p = skip_ows(w->p, w->end);
+    const unsigned char *end = w->end;
+
+    if (p == end) {
+        return PARAM_END;
+    }
+    if (*p != ';') {
+        return PARAM_MALFORMED;
+    }
+    p = skip_ows(p + 1, end);
+    if (p == end) {
+        return PARAM_END;
+    }
+    *name = p;
+    p = skip_token(p, end);
+    *nlen = (apr_size_t)(p - *name);
+    if (*nlen == 0) {
+        return PARAM_MALFORMED;
+    }
+    p = skip_ows(p, end);
+    if (p == end || *p != '=') {
+        return PARAM_MALFORMED;
+    }
+    p = skip_ows(p + 1, end);
+    if (p < end && *p == '"') {
+        unsigned char *out = p;
+
+        *val = out;
+        for (p++; p < end && *p != '"'; p++) {
+            if (*p == '\\' && ++p == end) {
+                break;
+            }
+            if (is_ctl(*p) && *p != '\t') {
+                return PARAM_CTL;
+            }
+            *out++ = *p;
+        }
+        if (p == end) {
+            return PARAM_UNTERMINATED;
+        }
+        p++;
+        *vlen = (apr_size_t)(out - *val);
+    } else if (w->wide) {
+        *val = p;
+        while (p < end && *p != ';' && !is_ws(*p)) {
+            if (is_ctl(*p)) {
+                return PARAM_CTL;
+            }
+            p++;
+        }
+        *vlen = (apr_size_t)(p - *val);
+    } else {
+        *val = p;
+        while (p < end && (is_tchar(*p) || *p >= 0x80)) {
+            p++;
+        }
+        *vlen = (apr_size_t)(p - *val);
+        if (*vlen == 0) {
+            return PARAM_MALFORMED;
+        }
+    }
+    w->p = p;
+    return PARAM_OK;
+}
+
+/* Content-Disposition: form-data *( ";" param ). */
 static int parse_disposition(imgstore_multipart_t *mp, unsigned char *p, unsigned char *end)
 {
-    const unsigned char *tok;
+    const unsigned char *tok, *pn, *val;
+    apr_size_t pnlen, vlen;
+    param_walk_t w;
+    param_e pe;
 
     p = skip_ows(p, end);
     tok = p;
     p = skip_token(p, end);
-    if (!ci_eq(tok, (apr_size_t)(p - tok), "form-data")) {
+    if (!imgstore_ascii_caseeq(tok, (apr_size_t)(p - tok), "form-data")) {
         return 0;
     }
-    for (;;) {
-        const unsigned char *pn, *val;
-        apr_size_t pnlen, vlen;
-
-        p = skip_ows(p, end);
-        if (p == end) {
-            break;
-        }
-        if (*p != ';') {
-            return 0;
-        }
-        p = skip_ows(p + 1, end);
-        if (p == end) {
-            /* A trailing ";" is harmless and some clients emit it. */
-            break;
-        }
-        pn = p;
-        p = skip_token(p, end);
-        pnlen = (apr_size_t)(p - pn);
-        if (pnlen == 0) {
-            return 0;
-        }
-        p = skip_ows(p, end);
-        if (p == end || *p != '=') {
-            return 0;
-        }
-        p = skip_ows(p + 1, end);
-        if (p == end) {
-            return 0;
-        }
-        if (*p == '"') {
-            unsigned char *out = p;
-
-            val = out;
-            p++;
-            while (p < end && *p != '"') {
-                if (*p == '\\' && ++p == end) {
-                    return 0;
-                }
-                *out++ = *p++;
-            }
-            if (p == end) {
-                return 0;
-            }
-            p++;
-            vlen = (apr_size_t)(out - val);
-        } else {
-            val = p;
-            while (p < end && (is_tchar(*p) || *p >= 0x80)) {
-                p++;
-            }
-            vlen = (apr_size_t)(p - val);
-            if (vlen == 0) {
-                return 0;
-            }
-        }
-        if (ci_eq(pn, pnlen, "name")) {
+    w.p = p;
+    w.end = end;
+    w.wide = 0;
+    while ((pe = param_next(&w, &pn, &pnlen, &val, &vlen)) == PARAM_OK) {
+        if (imgstore_ascii_caseeq(pn, pnlen, "name")) {
             if (mp->have_name) {
                 return 0;
             }
             mp->have_name = 1;
             mp->name = val;
             mp->name_len = vlen;
-        } else if (ci_eq(pn, pnlen, "filename")) {
+        } else if (imgstore_ascii_caseeq(pn, pnlen, "filename")) {
             if (mp->have_fname) {
                 return 0;
             }
@@ -431,7 +441,7 @@ static int parse_disposition(imgstore_multipart_t *mp, unsigned char *p, unsigne
             mp->fname_len = vlen;
         }
     }
-    return mp->have_name && mp->name_len > 0;
+    return pe == PARAM_END && mp->have_name && mp->name_len > 0;
 }
 
 /* One header line without its CRLF; line ending and control bytes already vetted. */
@@ -450,7 +460,7 @@ static int parse_header_line(imgstore_multipart_t *mp, unsigned char *line, apr_
             return 0;
         }
     }
-    if (ci_eq(line, k, "Content-Disposition")) {
+    if (imgstore_ascii_caseeq(line, k, "Content-Disposition")) {
         if (mp->cd_seen) {
             return 0;
         }
@@ -681,113 +691,52 @@ const char *imgstore_multipart_filename(imgstore_multipart_t *mp)
     return mp->filename;
 }
 
-/* Parameter value in a Content-Type: quoted-string (decoded into pool) or bare run. */
-static const char *ct_value(apr_pool_t *p, const char **sp, const char **val, apr_size_t *vlen)
-{
-    const char *s = *sp;
-
-    if (*s == '"') {
-        char *out = apr_palloc(p, strlen(s));
-        apr_size_t n = 0;
-
-        for (s++; *s != '"'; s++) {
-            if (*s == '\0') {
-                return "unterminated quoted string in Content-Type";
-            }
-            if (*s == '\\' && *++s == '\0') {
-                return "unterminated quoted string in Content-Type";
-            }
-            if (is_ctl((unsigned char)*s) && *s != '\t') {
-                return "control character in Content-Type";
-            }
-            out[n++] = *s;
-        }
-        s++;
-        *val = out;
-        *vlen = n;
-    } else {
-        /* Wider than a token: unquoted boundaries such as "----=_Part_1" are common. */
-        *val = s;
-        while (*s != '\0' && *s != ';' && !is_ws((unsigned char)*s)) {
-            if (is_ctl((unsigned char)*s)) {
-                return "control character in Content-Type";
-            }
-            s++;
-        }
-        *vlen = (apr_size_t)(s - *val);
-    }
-    *sp = s;
-    return NULL;
-}
-
 const char *imgstore_multipart_boundary(apr_pool_t *p, const char *content_type,
                                         const char **boundary)
 {
-    const char *s = content_type, *t, *found = NULL;
-    apr_size_t flen = 0, i;
+    const unsigned char *t, *found = NULL, *pn, *val;
+    apr_size_t flen = 0, pnlen, vlen, i;
+    unsigned char *s;
+    param_walk_t w;
+    param_e pe;
 
     *boundary = NULL;
-    if (!s) {
+    if (!content_type) {
         return "missing Content-Type";
     }
-    while (is_ws((unsigned char)*s)) {
+    /* A copy: quoted values are decoded in place. */
+    s = (unsigned char *)apr_pstrdup(p, content_type);
+    w.end = s + strlen((const char *)s);
+    while (is_ws(*s)) {
         s++;
     }
     t = s;
-    while (is_tchar((unsigned char)*s) || *s == '/') {
+    while (is_tchar(*s) || *s == '/') {
         s++;
     }
-    if (!ci_eq((const unsigned char *)t, (apr_size_t)(s - t), "multipart/form-data")) {
+    if (!imgstore_ascii_caseeq(t, (apr_size_t)(s - t), "multipart/form-data")) {
         return "not multipart/form-data";
     }
-    for (;;) {
-        const char *val, *err;
-        apr_size_t vlen;
-
-        while (is_ws((unsigned char)*s)) {
-            s++;
-        }
-        if (*s == '\0') {
-            break;
-        }
-        if (*s != ';') {
-            return "malformed Content-Type parameters";
-        }
-        s++;
-        while (is_ws((unsigned char)*s)) {
-            s++;
-        }
-        if (*s == '\0') {
-            break;
-        }
-        t = s;
-        while (is_tchar((unsigned char)*s)) {
-            s++;
-        }
-        if (s == t) {
-            return "malformed Content-Type parameters";
-        }
-        i = (apr_size_t)(s - t);
-        while (is_ws((unsigned char)*s)) {
-            s++;
-        }
-        if (*s != '=') {
-            return "malformed Content-Type parameters";
-        }
-        s++;
-        while (is_ws((unsigned char)*s)) {
-            s++;
-        }
-        if ((err = ct_value(p, &s, &val, &vlen)) != NULL) {
-            return err;
-        }
-        if (ci_eq((const unsigned char *)t, i, "boundary")) {
+    w.p = s;
+    w.wide = 1;
+    while ((pe = param_next(&w, &pn, &pnlen, &val, &vlen)) == PARAM_OK) {
+        if (imgstore_ascii_caseeq(pn, pnlen, "boundary")) {
             if (found) {
                 return "duplicate boundary parameter";
             }
             found = val;
             flen = vlen;
         }
+    }
+    switch (pe) {
+        case PARAM_MALFORMED:
+            return "malformed Content-Type parameters";
+        case PARAM_UNTERMINATED:
+            return "unterminated quoted string in Content-Type";
+        case PARAM_CTL:
+            return "control character in Content-Type";
+        default:
+            break;
     }
     if (!found) {
         return "missing boundary";
@@ -799,14 +748,14 @@ const char *imgstore_multipart_boundary(apr_pool_t *p, const char *content_type,
         return "boundary too long";
     }
     for (i = 0; i < flen; i++) {
-        if (!is_bchar((unsigned char)found[i])) {
+        if (!is_bchar(found[i])) {
             return "invalid character in boundary";
         }
     }
     if (found[flen - 1] == ' ') {
         return "boundary ends with a space";
     }
-    *boundary = apr_pstrmemdup(p, found, flen);
+    *boundary = apr_pstrmemdup(p, (const char *)found, flen);
     return NULL;
 }
 
@@ -835,4 +784,19 @@ const char *imgstore_multipart_strerror(imgstore_mp_status_e status)
             return "out of memory";
     }
     return "unknown multipart status";
+}
+
+imgstore_status_e imgstore_multipart_status(imgstore_mp_status_e status)
+{
+    switch (status) {
+        case IMGSTORE_MP_OK:
+        case IMGSTORE_MP_DONE:
+            return IMGSTORE_OK;
+        case IMGSTORE_MP_ERR_FILE_TOO_BIG:
+            return IMGSTORE_TOO_LARGE;
+        case IMGSTORE_MP_ERR_NOMEM:
+            return IMGSTORE_INTERNAL;
+        default:
+            return IMGSTORE_INVALID;
+    }
 }

@@ -9,6 +9,7 @@
 #ifndef IMGSTORE_MULTIPART_H
 #define IMGSTORE_MULTIPART_H
 
+#include "imgstore_status.h"
 #include <apr_pools.h>
 
 typedef enum {
@@ -84,5 +85,8 @@ const char *imgstore_multipart_filename(imgstore_multipart_t *mp);
 
 /* A short human-readable text for a status, suitable for a JSON error answer. */
 const char *imgstore_multipart_strerror(imgstore_mp_status_e status);
+
+/* The parser state in the core's convention (imgstore_status.h). */
+imgstore_status_e imgstore_multipart_status(imgstore_mp_status_e status);
 
 #endif

@@ -10,63 +10,18 @@
  */
 #include <string.h>
 
+#include "imgstore_bytes.h"
 #include "imgstore_sniff.h"
 
 /* How far into an XML document to look for an <svg> element. */
 #define SVG_SCAN_LIMIT 4096
 
-static apr_uint32_t be16(const unsigned char *p)
-{
-    return ((apr_uint32_t)p[0] << 8) | p[1];
-}
-
-static apr_uint32_t be32(const unsigned char *p)
-{
-    return ((apr_uint32_t)p[0] << 24) | ((apr_uint32_t)p[1] << 16) | ((apr_uint32_t)p[2] << 8) |
-           p[3];
-}
-
-static apr_uint64_t be64(const unsigned char *p)
-{
-    return ((apr_uint64_t)be32(p) << 32) | be32(p + 4);
-}
-
-static apr_uint32_t le16(const unsigned char *p)
-{
-    return ((apr_uint32_t)p[1] << 8) | p[0];
-}
-
-static apr_uint32_t le32(const unsigned char *p)
-{
-    return ((apr_uint32_t)p[3] << 24) | ((apr_uint32_t)p[2] << 16) | ((apr_uint32_t)p[1] << 8) |
-           p[0];
-}
-
-static int ascii_lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-static int ascii_alpha(int c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
 /* Case-insensitive prefix test; the locale must not change what we accept. */
 static int has_prefix_ci(const unsigned char *p, apr_size_t len, const char *prefix)
 {
     apr_size_t n = strlen(prefix);
-    apr_size_t i;
 
-    if (len < n) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        if (ascii_lower(p[i]) != ascii_lower((unsigned char)prefix[i])) {
-            return 0;
-        }
-    }
-    return 1;
+    return len >= n && imgstore_ascii_caseeq(p, n, prefix);
 }
 
 /*
@@ -89,14 +44,14 @@ static imgstore_type_e sniff_png(const unsigned char *buf, apr_size_t len)
         if (len - pos < 12) {
             return IMGSTORE_TYPE_NONE;
         }
-        clen = be32(buf + pos);
+        clen = imgstore_be32(buf + pos);
         type = buf + pos + 4;
         /* The spec caps chunk lengths at 2^31-1; also the chunk must fit. */
         if (clen > 0x7FFFFFFFu || clen > len - pos - 12) {
             return IMGSTORE_TYPE_NONE;
         }
         for (i = 0; i < 4; i++) {
-            if (!ascii_alpha(type[i])) {
+            if (!imgstore_ascii_alpha(type[i])) {
                 return IMGSTORE_TYPE_NONE;
             }
         }
@@ -105,7 +60,7 @@ static imgstore_type_e sniff_png(const unsigned char *buf, apr_size_t len)
                 return IMGSTORE_TYPE_NONE;
             }
             /* Zero width or height is forbidden by the spec. */
-            if (be32(type + 4) == 0 || be32(type + 8) == 0) {
+            if (imgstore_be32(type + 4) == 0 || imgstore_be32(type + 8) == 0) {
                 return IMGSTORE_TYPE_NONE;
             }
             first = 0;
@@ -164,7 +119,7 @@ static imgstore_type_e sniff_jpeg(const unsigned char *buf, apr_size_t len)
         if (len - pos < 2) {
             return IMGSTORE_TYPE_NONE;
         }
-        seglen = be16(buf + pos);
+        seglen = imgstore_be16(buf + pos);
         if (seglen < 2 || seglen > len - pos) {
             return IMGSTORE_TYPE_NONE;
         }
@@ -316,7 +271,7 @@ static imgstore_type_e sniff_gif(const unsigned char *buf, apr_size_t len)
  */
 static imgstore_type_e sniff_webp(const unsigned char *buf, apr_size_t len)
 {
-    apr_uint32_t riff = le32(buf + 4);
+    apr_uint32_t riff = imgstore_le32(buf + 4);
     apr_size_t end;
     apr_size_t pos = 12;
     int extended = 0;
@@ -336,7 +291,7 @@ static imgstore_type_e sniff_webp(const unsigned char *buf, apr_size_t len)
             return IMGSTORE_TYPE_NONE;
         }
         cc = buf + pos;
-        csize = le32(buf + pos + 4);
+        csize = imgstore_le32(buf + pos + 4);
         data = buf + pos + 8;
         if (csize > end - pos - 8) {
             return IMGSTORE_TYPE_NONE;
@@ -398,13 +353,13 @@ static int bmff_read_box(const unsigned char *buf, apr_size_t pos, apr_size_t en
     if (avail < 8) {
         return 0;
     }
-    size = be32(buf + pos);
+    size = imgstore_be32(buf + pos);
     memcpy(box->type, buf + pos + 4, 4);
     if (size == 1) {
         if (avail < 16) {
             return 0;
         }
-        size = be64(buf + pos + 8);
+        size = imgstore_be64(buf + pos + 8);
         hdr = 16;
     } else if (size == 0) {
         size = avail;
@@ -424,7 +379,10 @@ static int bmff_read_uint(const unsigned char *buf, apr_size_t *p, apr_size_t en
     if (size > end - *p) {
         return 0;
     }
-    *v = size == 8 ? be64(buf + *p) : size == 4 ? be32(buf + *p) : size == 2 ? be16(buf + *p) : 0;
+    *v = size == 8   ? imgstore_be64(buf + *p)
+         : size == 4 ? imgstore_be32(buf + *p)
+         : size == 2 ? imgstore_be16(buf + *p)
+                     : 0;
     *p += size;
     return 1;
 }
@@ -612,9 +570,9 @@ static imgstore_type_e sniff_bmp(const unsigned char *buf, apr_size_t len)
     if (len < 18) {
         return IMGSTORE_TYPE_NONE;
     }
-    file_size = le32(buf + 2);
-    data_off = le32(buf + 10);
-    dib = le32(buf + 14);
+    file_size = imgstore_le32(buf + 2);
+    data_off = imgstore_le32(buf + 10);
+    dib = imgstore_le32(buf + 14);
     if (dib != 12 && dib != 40 && dib != 52 && dib != 56 && dib != 64 && dib != 108 && dib != 124) {
         return IMGSTORE_TYPE_NONE;
     }
@@ -623,23 +581,23 @@ static imgstore_type_e sniff_bmp(const unsigned char *buf, apr_size_t len)
         return IMGSTORE_TYPE_NONE;
     }
     if (dib == 12) {
-        width = le16(buf + 18);
-        height = le16(buf + 20);
-        planes = le16(buf + 22);
-        bpp = le16(buf + 24);
+        width = imgstore_le16(buf + 18);
+        height = imgstore_le16(buf + 20);
+        planes = imgstore_le16(buf + 22);
+        bpp = imgstore_le16(buf + 24);
         comp = 0;
     } else {
-        apr_int32_t w = (apr_int32_t)le32(buf + 18);
-        apr_int32_t h = (apr_int32_t)le32(buf + 22);
+        apr_int32_t w = (apr_int32_t)imgstore_le32(buf + 18);
+        apr_int32_t h = (apr_int32_t)imgstore_le32(buf + 22);
 
         if (w <= 0 || h == 0 || h == (apr_int32_t)0x80000000u) {
             return IMGSTORE_TYPE_NONE;
         }
         width = (apr_uint64_t)w;
         height = h < 0 ? (apr_uint64_t)(-(apr_int64_t)h) : (apr_uint64_t)h;
-        planes = le16(buf + 26);
-        bpp = le16(buf + 28);
-        comp = le32(buf + 30);
+        planes = imgstore_le16(buf + 26);
+        bpp = imgstore_le16(buf + 28);
+        comp = imgstore_le32(buf + 30);
     }
     if (width == 0 || height == 0 || planes != 1) {
         return IMGSTORE_TYPE_NONE;
@@ -785,15 +743,6 @@ const char *imgstore_type_name(imgstore_type_e type)
     return type_table[type].name;
 }
 
-static int ascii_casecmp(const char *a, const char *b)
-{
-    while (*a && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b)) {
-        a++;
-        b++;
-    }
-    return ascii_lower((unsigned char)*a) - ascii_lower((unsigned char)*b);
-}
-
 imgstore_type_e imgstore_type_parse(const char *name)
 {
     int t;
@@ -801,7 +750,7 @@ imgstore_type_e imgstore_type_parse(const char *name)
     if (name == NULL) {
         return IMGSTORE_TYPE_NONE;
     }
-    if (ascii_casecmp(name, "jpg") == 0) {
+    if (imgstore_ascii_casecmp(name, "jpg") == 0) {
         return IMGSTORE_TYPE_JPEG;
     }
     /* SVG stays unparseable: no configuration may allow it. */
@@ -809,8 +758,8 @@ imgstore_type_e imgstore_type_parse(const char *name)
         if (t == IMGSTORE_TYPE_SVG) {
             continue;
         }
-        if (ascii_casecmp(name, type_table[t].name) == 0 ||
-            ascii_casecmp(name, type_table[t].mime) == 0) {
+        if (imgstore_ascii_casecmp(name, type_table[t].name) == 0 ||
+            imgstore_ascii_casecmp(name, type_table[t].mime) == 0) {
             return (imgstore_type_e)t;
         }
     }

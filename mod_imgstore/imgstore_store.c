@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
+#include "imgstore_bytes.h"
 #include "imgstore_stmt.h"
 
 /* Type OIDs from PostgreSQL's catalog (pg_type.dat); stable across versions. */
@@ -97,41 +98,16 @@ static const char sql_delete_batch[] =
 /* Served by the expiry index: one row from its low end. */
 static const char sql_oldest_expiry[] = "SELECT min(expires_at) FROM imgstore_images";
 
+static const char sql_recount_lock[] = "BEGIN; UPDATE imgstore_state SET total_bytes = total_bytes";
+
 static const char sql_recount[] =
     "UPDATE imgstore_state SET total_bytes ="
     " (SELECT coalesce(sum(size), 0) FROM imgstore_images WHERE expires_at > $1)"
     " RETURNING total_bytes";
 
-/* Network byte order for binary parameters, results and COPY fields. */
-static void put_be(unsigned char *out, apr_uint64_t v, int bytes)
-{
-    int i;
-
-    for (i = bytes - 1; i >= 0; i--) {
-        out[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
-}
-
-static void put_be64(unsigned char out[8], apr_int64_t v)
-{
-    put_be(out, (apr_uint64_t)v, 8);
-}
-
-static apr_int64_t get_be64(const unsigned char *in)
-{
-    apr_uint64_t u = 0;
-    int i;
-
-    for (i = 0; i < 8; i++) {
-        u = (u << 8) | in[i];
-    }
-    return (apr_int64_t)u;
-}
-
 /* Map a failed statement to what the caller can do about it. */
-static imgstore_store_status_e classify(PGconn *conn, apr_pool_t *p, const PGresult *res,
-                                        const char **err)
+static imgstore_status_e classify(PGconn *conn, apr_pool_t *p, const PGresult *res,
+                                  const char **err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
@@ -141,20 +117,20 @@ static imgstore_store_status_e classify(PGconn *conn, apr_pool_t *p, const PGres
     }
     *err = apr_pstrdup(p, msg ? msg : "unknown database error");
     if (PQstatus(conn) == CONNECTION_BAD || state == NULL) {
-        return IMGSTORE_STORE_CONN;
+        return IMGSTORE_CONN;
     }
     /* Class 08 (connection exception), admin shutdown, crash shutdown, cannot connect now. */
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0) {
-        return IMGSTORE_STORE_CONN;
+        return IMGSTORE_CONN;
     }
     if (strcmp(state, "23505") == 0) {
-        return IMGSTORE_STORE_DUPLICATE;
+        return IMGSTORE_DUPLICATE;
     }
     /* Undefined table or column: the migrations have not been applied. */
     if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0) {
-        return IMGSTORE_STORE_SCHEMA;
+        return IMGSTORE_SCHEMA;
     }
-    return IMGSTORE_STORE_ERROR;
+    return IMGSTORE_ERROR;
 }
 
 static PGresult *exec(PGconn *conn, const char *sql, int n, const Oid *types,
@@ -164,10 +140,9 @@ static PGresult *exec(PGconn *conn, const char *sql, int n, const Oid *types,
 }
 
 /* Run a statement without parameters that returns no rows; OK or the classified error. */
-static imgstore_store_status_e run_simple(PGconn *conn, apr_pool_t *p, const char *sql,
-                                          const char **err)
+static imgstore_status_e run_simple(PGconn *conn, apr_pool_t *p, const char *sql, const char **err)
 {
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res = PQexec(conn, sql);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -188,7 +163,7 @@ static void end_transaction(PGconn *conn)
 /* A field of a binary COPY tuple: 32-bit length, then the bytes. */
 static unsigned char *put_field(unsigned char *out, const void *data, apr_size_t len)
 {
-    put_be(out, len, 4);
+    imgstore_put_be(out, len, 4);
     memcpy(out + 4, data, len);
     return out + 4 + len;
 }
@@ -218,19 +193,19 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
     *h++ = 0;
     *h++ = 8; /* fields in the tuple */
     h = put_field(h, row->id, IMGSTORE_ID_BYTES);
-    put_be(be, (apr_uint64_t)row->key_id, 2);
+    imgstore_put_be(be, (apr_uint64_t)row->key_id, 2);
     h = put_field(h, be, 2);
     h = put_field(h, row->nonce, IMGSTORE_NONCE_BYTES);
     /* The ciphertext field: its length here, its bytes streamed below. */
-    put_be(h, row->ciphertext_len, 4);
+    imgstore_put_be(h, row->ciphertext_len, 4);
     h += 4;
 
     t = put_field(t, row->content_type, ctlen);
-    put_be64(be, row->size);
+    imgstore_put_be64(be, row->size);
     t = put_field(t, be, 8);
-    put_be64(be, row->created_at);
+    imgstore_put_be64(be, row->created_at);
     t = put_field(t, be, 8);
-    put_be64(be, row->expires_at);
+    imgstore_put_be64(be, row->expires_at);
     t = put_field(t, be, 8);
     *t++ = 0xff; /* trailer: field count -1 */
     *t++ = 0xff;
@@ -261,21 +236,21 @@ static void drain(PGconn *conn)
 }
 
 /* An image that fits a slice: one statement with bound parameters. */
-static imgstore_store_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
-                                          apr_int64_t max_total, const char **err)
+static imgstore_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
+                                    apr_int64_t max_total, const char **err)
 {
     static const int formats[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     unsigned char key_id[2], size[8], created[8], expires[8], quota[8];
     const char *values[9];
     int lengths[9];
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res;
 
-    put_be(key_id, (apr_uint64_t)row->key_id, 2);
-    put_be64(size, row->size);
-    put_be64(created, row->created_at);
-    put_be64(expires, row->expires_at);
-    put_be64(quota, max_total);
+    imgstore_put_be(key_id, (apr_uint64_t)row->key_id, 2);
+    imgstore_put_be64(size, row->size);
+    imgstore_put_be64(created, row->created_at);
+    imgstore_put_be64(expires, row->expires_at);
+    imgstore_put_be64(quota, max_total);
     values[0] = (const char *)row->id;
     lengths[0] = IMGSTORE_ID_BYTES;
     values[1] = (const char *)key_id;
@@ -300,17 +275,16 @@ static imgstore_store_status_e insert_one(PGconn *conn, apr_pool_t *p, const img
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
     } else if (strcmp(PQcmdTuples(res), "1") != 0) {
-        st = IMGSTORE_STORE_QUOTA;
+        st = IMGSTORE_QUOTA;
     }
     PQclear(res);
     return st;
 }
 
-imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
-                                              const imgstore_row_t *row, apr_int64_t max_total,
-                                              const char **err)
+imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
+                                        apr_int64_t max_total, const char **err)
 {
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res;
 
     if (row->ciphertext_len <= IMGSTORE_STORE_SLICE) {
@@ -332,22 +306,22 @@ imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
     }
     PQclear(res);
     drain(conn);
-    if (st == IMGSTORE_STORE_OK && max_total > 0) {
+    if (st == IMGSTORE_OK && max_total > 0) {
         static const Oid types[2] = {OID_INT8, OID_INT8};
         static const int formats[2] = {1, 1}, lengths[2] = {8, 8};
         unsigned char size_be[8], max_be[8];
         const char *values[2] = {(const char *)size_be, (const char *)max_be};
 
-        put_be64(size_be, row->size);
-        put_be64(max_be, max_total);
+        imgstore_put_be64(size_be, row->size);
+        imgstore_put_be64(max_be, max_total);
         res = exec(conn, sql_take_quota, 2, types, values, lengths, formats);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             st = classify(conn, p, res, err);
         } else if (strcmp(PQcmdTuples(res), "1") != 0) {
-            st = IMGSTORE_STORE_QUOTA;
+            st = IMGSTORE_QUOTA;
         }
         PQclear(res);
-        if (st == IMGSTORE_STORE_OK) {
+        if (st == IMGSTORE_OK) {
             st = run_simple(conn, p, "COMMIT", err);
         }
     }
@@ -355,7 +329,7 @@ imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
     return st;
 }
 
-void imgstore_fetched_free(imgstore_fetched_t *f)
+void imgstore_store_fetched_free(imgstore_fetched_t *f)
 {
     if (f->buf != NULL) {
         free(f->buf);
@@ -368,9 +342,8 @@ void imgstore_fetched_free(imgstore_fetched_t *f)
 }
 
 /* Read a ciphertext larger than a slice into f->buf, slice by slice. */
-static imgstore_store_status_e fetch_slices(PGconn *conn, apr_pool_t *p, const unsigned char *id,
-                                            imgstore_fetched_t *f, apr_size_t total,
-                                            const char **err)
+static imgstore_status_e fetch_slices(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                      imgstore_fetched_t *f, apr_size_t total, const char **err)
 {
     static const int formats[3] = {1, 1, 1}, lengths[3] = {IMGSTORE_ID_BYTES, 8, 8};
     unsigned char from_be[8], len_be[8];
@@ -380,15 +353,15 @@ static imgstore_store_status_e fetch_slices(PGconn *conn, apr_pool_t *p, const u
     f->buf = malloc(total);
     if (f->buf == NULL) {
         *err = "out of memory for the image";
-        return IMGSTORE_STORE_ERROR;
+        return IMGSTORE_ERROR;
     }
     for (off = 0; off < total;) {
         apr_size_t n = total - off < IMGSTORE_STORE_SLICE ? total - off : IMGSTORE_STORE_SLICE;
-        imgstore_store_status_e st;
+        imgstore_status_e st;
         PGresult *res;
 
-        put_be64(from_be, (apr_int64_t)off + 1); /* SQL counts from 1 */
-        put_be64(len_be, (apr_int64_t)n);
+        imgstore_put_be64(from_be, (apr_int64_t)off + 1); /* SQL counts from 1 */
+        imgstore_put_be64(len_be, (apr_int64_t)n);
         res = imgstore_stmt_exec(conn, &stmt_fetch_slice, values, lengths, formats, FORMAT_BINARY);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             st = classify(conn, p, res, err);
@@ -398,24 +371,23 @@ static imgstore_store_status_e fetch_slices(PGconn *conn, apr_pool_t *p, const u
         /* Deleted meanwhile (it expired): as if it had never been found. */
         if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
             PQclear(res);
-            return IMGSTORE_STORE_NOTFOUND;
+            return IMGSTORE_NOTFOUND;
         }
         if ((apr_size_t)PQgetlength(res, 0, 0) != n) {
             PQclear(res);
             *err = "stored row changed while it was read";
-            return IMGSTORE_STORE_ERROR;
+            return IMGSTORE_ERROR;
         }
         memcpy(f->buf + off, PQgetvalue(res, 0, 0), n);
         PQclear(res);
         off += n;
     }
-    return IMGSTORE_STORE_OK;
+    return IMGSTORE_OK;
 }
 
-imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
-                                             apr_int64_t now, apr_int64_t max_ciphertext,
-                                             imgstore_fetched_t *f, imgstore_row_t *row,
-                                             const char **err)
+imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                       apr_int64_t now, apr_int64_t max_ciphertext,
+                                       imgstore_fetched_t *f, imgstore_row_t *row, const char **err)
 {
     static const int formats[4] = {1, 1, 1, 1};
     static const int expect_len[8] = {2, IMGSTORE_NONCE_BYTES, -1, -1, 8, 8, 8, 8};
@@ -423,15 +395,15 @@ imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const 
     const char *values[4];
     int lengths[4] = {IMGSTORE_ID_BYTES, 8, 8, 8};
     const unsigned char *v;
-    imgstore_store_status_e st;
+    imgstore_status_e st;
     apr_int64_t total;
     int i, whole;
 
     f->res = NULL;
     f->buf = NULL;
-    put_be64(now_be, now);
-    put_be64(max_be, max_ciphertext);
-    put_be64(slice_be, IMGSTORE_STORE_SLICE);
+    imgstore_put_be64(now_be, now);
+    imgstore_put_be64(max_be, max_ciphertext);
+    imgstore_put_be64(slice_be, IMGSTORE_STORE_SLICE);
     values[0] = (const char *)id;
     values[1] = (const char *)now_be;
     values[2] = (const char *)max_be;
@@ -440,61 +412,61 @@ imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const 
     f->res = imgstore_stmt_exec(conn, &stmt_fetch, values, lengths, formats, FORMAT_BINARY);
     if (PQresultStatus(f->res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, f->res, err);
-        imgstore_fetched_free(f);
+        imgstore_store_fetched_free(f);
         return st;
     }
     if (PQntuples(f->res) != 1 || PQnfields(f->res) != 8) {
-        imgstore_fetched_free(f);
-        return IMGSTORE_STORE_NOTFOUND;
+        imgstore_store_fetched_free(f);
+        return IMGSTORE_NOTFOUND;
     }
     for (i = 0; i < 8; i++) {
         if ((PQgetisnull(f->res, 0, i) && i != 2) ||
             (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
-            imgstore_fetched_free(f);
-            return IMGSTORE_STORE_ERROR;
+            imgstore_store_fetched_free(f);
+            return IMGSTORE_ERROR;
         }
     }
-    total = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 7));
+    total = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 7));
     whole = !PQgetisnull(f->res, 0, 2);
     if (total < 0 || total > max_ciphertext || (whole && PQgetlength(f->res, 0, 2) != total) ||
         (!whole && total <= IMGSTORE_STORE_SLICE)) {
         *err = "stored row has an unexpected shape";
-        imgstore_fetched_free(f);
-        return IMGSTORE_STORE_ERROR;
+        imgstore_store_fetched_free(f);
+        return IMGSTORE_ERROR;
     }
     if (!whole) {
         st = fetch_slices(conn, p, id, f, (apr_size_t)total, err);
-        if (st != IMGSTORE_STORE_OK) {
-            imgstore_fetched_free(f);
+        if (st != IMGSTORE_OK) {
+            imgstore_store_fetched_free(f);
             return st;
         }
     }
     v = (const unsigned char *)PQgetvalue(f->res, 0, 0);
     row->id = id;
-    row->key_id = (v[0] << 8) | v[1];
+    row->key_id = (int)imgstore_be16(v);
     row->nonce = (const unsigned char *)PQgetvalue(f->res, 0, 1);
     row->ciphertext = f->buf != NULL ? f->buf : (const unsigned char *)PQgetvalue(f->res, 0, 2);
     row->ciphertext_len = (apr_size_t)total;
     /* Binary text is not NUL-terminated by contract; libpq does terminate every value. */
     row->content_type = PQgetvalue(f->res, 0, 3);
-    row->size = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 4));
-    row->created_at = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 5));
-    row->expires_at = get_be64((const unsigned char *)PQgetvalue(f->res, 0, 6));
-    return IMGSTORE_STORE_OK;
+    row->size = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 4));
+    row->created_at = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 5));
+    row->expires_at = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 6));
+    return IMGSTORE_OK;
 }
 
-imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
-                                                      const char **err)
+imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
+                                                const char **err)
 {
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res = PQexecParams(conn, sql_schema_version, 0, NULL, NULL, NULL, NULL, FORMAT_TEXT);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
     } else if (PQntuples(res) != 1) {
         *err = "imgstore_state holds no row";
-        st = IMGSTORE_STORE_SCHEMA;
+        st = IMGSTORE_SCHEMA;
     } else {
         *version = atoi(PQgetvalue(res, 0, 0));
     }
@@ -502,9 +474,8 @@ imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *
     return st;
 }
 
-imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                                     apr_int64_t interval, int force,
-                                                     const char **err)
+imgstore_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                               apr_int64_t interval, int force, const char **err)
 {
     static const Oid types[3] = {OID_INT8, OID_INT8, OID_INT8};
     static const int formats[3] = {1, 1, 1};
@@ -512,19 +483,19 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
     unsigned char now_be[8], interval_be[8], slack_be[8];
     const char *values[3] = {(const char *)now_be, (const char *)interval_be,
                              (const char *)slack_be};
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res;
 
-    put_be64(now_be, now);
-    put_be64(interval_be, interval);
+    imgstore_put_be64(now_be, now);
+    imgstore_put_be64(interval_be, interval);
     /* A timer tick may land a little before a whole interval has passed (whole seconds). */
-    put_be64(slack_be, interval >= 4 ? 2 : interval / 2);
+    imgstore_put_be64(slack_be, interval >= 4 ? 2 : interval / 2);
     res = force ? exec(conn, sql_claim_force, 1, types, values, lengths, formats)
                 : exec(conn, sql_claim, 3, types, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
     } else if (strcmp(PQcmdTuples(res), "1") != 0) {
-        st = force ? IMGSTORE_STORE_SCHEMA : IMGSTORE_STORE_NOTFOUND;
+        st = force ? IMGSTORE_SCHEMA : IMGSTORE_NOTFOUND;
         if (force) {
             *err = "imgstore_state holds no row";
         }
@@ -533,10 +504,9 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
     return st;
 }
 
-imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                                      int batch, apr_int64_t budget_ms,
-                                                      const int *stop, apr_int64_t *deleted,
-                                                      const char **err)
+imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                                int batch, apr_int64_t budget_ms, const int *stop,
+                                                apr_int64_t *deleted, const char **err)
 {
     static const Oid types[2] = {OID_INT8, OID_INT8};
     static const int formats[2] = {1, 1};
@@ -544,17 +514,17 @@ imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *
     unsigned char now_be[8], batch_be[8];
     const char *values[2] = {(const char *)now_be, (const char *)batch_be};
     apr_time_t deadline = apr_time_now() + apr_time_from_msec(budget_ms);
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
 
     *deleted = 0;
-    put_be64(now_be, now);
-    put_be64(batch_be, batch);
+    imgstore_put_be64(now_be, now);
+    imgstore_put_be64(batch_be, batch);
     do {
         apr_int64_t n = 0;
         PGresult *res;
 
         st = run_simple(conn, p, sql_batch_begin, err);
-        if (st != IMGSTORE_STORE_OK) {
+        if (st != IMGSTORE_OK) {
             break;
         }
         res = exec(conn, sql_delete_batch, 2, types, values, lengths, formats);
@@ -565,10 +535,10 @@ imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *
             PQclear(PQexec(conn, "ROLLBACK"));
             break;
         }
-        n = get_be64((const unsigned char *)PQgetvalue(res, 0, 0));
+        n = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
         PQclear(res);
         st = run_simple(conn, p, "COMMIT", err);
-        if (st != IMGSTORE_STORE_OK) {
+        if (st != IMGSTORE_OK) {
             break;
         }
         *deleted += n;
@@ -580,43 +550,59 @@ imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *
     return st;
 }
 
-imgstore_store_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                               apr_int64_t *total, const char **err)
+imgstore_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                         apr_int64_t *total, const char **err)
 {
     static const Oid types[1] = {OID_INT8};
     static const int formats[1] = {1};
     static const int lengths[1] = {8};
     unsigned char now_be[8];
     const char *values[1] = {(const char *)now_be};
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res;
 
-    put_be64(now_be, now);
+    imgstore_put_be64(now_be, now);
+    /*
+     * Lock the state row first, in a statement of its own: the sum is then
+     * read with a snapshot taken after every upload that had raised the
+     * total (holding this lock until its COMMIT) is visible. In one
+     * statement the sum's snapshot predates the wait for the lock, and an
+     * upload committing meanwhile would drop out of the total.
+     */
+    st = run_simple(conn, p, sql_recount_lock, err);
+    if (st != IMGSTORE_OK) {
+        end_transaction(conn);
+        return st;
+    }
     res = exec(conn, sql_recount, 1, types, values, lengths, formats);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
     } else if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 8) {
         *err = "imgstore_state holds no row";
-        st = IMGSTORE_STORE_SCHEMA;
+        st = IMGSTORE_SCHEMA;
     } else {
-        *total = get_be64((const unsigned char *)PQgetvalue(res, 0, 0));
+        *total = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
     }
     PQclear(res);
+    if (st == IMGSTORE_OK) {
+        st = run_simple(conn, p, "COMMIT", err);
+    }
+    end_transaction(conn);
     return st;
 }
 
-imgstore_store_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p,
-                                                          apr_int64_t now, apr_int64_t *age,
-                                                          const char **err)
+imgstore_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                                    apr_int64_t *age, const char **err)
 {
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     PGresult *res = exec(conn, sql_oldest_expiry, 0, NULL, NULL, NULL, NULL);
 
     *age = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         st = classify(conn, p, res, err);
     } else if (!PQgetisnull(res, 0, 0) && PQgetlength(res, 0, 0) == 8) {
-        apr_int64_t oldest = get_be64((const unsigned char *)PQgetvalue(res, 0, 0));
+        apr_int64_t oldest =
+            (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
         *age = oldest <= now ? now - oldest : 0;
     }
     PQclear(res);

@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "imgstore_crypt.h"
+#include "imgstore_status.h"
 
 /* The schema version this build of the module needs (see sql/). */
 #define IMGSTORE_SCHEMA_VERSION 1
@@ -28,16 +29,6 @@
  */
 #define IMGSTORE_STORE_SLICE (256 * 1024 - 1024)
 #define IMGSTORE_STORE_CHUNK (64 * 1024 - 1024)
-
-typedef enum {
-    IMGSTORE_STORE_OK = 0,
-    IMGSTORE_STORE_NOTFOUND,  /* no live row, or nothing claimed */
-    IMGSTORE_STORE_QUOTA,     /* the insert would pass ImgStoreMaxTotal */
-    IMGSTORE_STORE_CONN,      /* the connection is broken: retry once on a fresh one */
-    IMGSTORE_STORE_SCHEMA,    /* tables missing or older than IMGSTORE_SCHEMA_VERSION */
-    IMGSTORE_STORE_DUPLICATE, /* the id exists already (a retried insert that had committed) */
-    IMGSTORE_STORE_ERROR      /* any other database error */
-} imgstore_store_status_e;
 
 /* One stored image. On fetch the pointers point into the PGresult. */
 typedef struct {
@@ -59,9 +50,8 @@ typedef struct {
  * transaction, and QUOTA is returned (nothing stored) when it would pass
  * max_total.
  */
-imgstore_store_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p,
-                                              const imgstore_row_t *row, apr_int64_t max_total,
-                                              const char **err);
+imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
+                                        apr_int64_t max_total, const char **err);
 
 /* What a fetch holds: the result, and the ciphertext when it took more than one slice. */
 typedef struct {
@@ -70,23 +60,23 @@ typedef struct {
 } imgstore_fetched_t;
 
 /* Free what a fetch holds (either member may be NULL already). */
-void imgstore_fetched_free(imgstore_fetched_t *f);
+void imgstore_store_fetched_free(imgstore_fetched_t *f);
 
 /*
  * Find the live row with this id: expires_at > now and a ciphertext no larger
  * than max_ciphertext (so a tampered row cannot blow up memory); a
  * ciphertext over IMGSTORE_STORE_SLICE is read in slices. On OK the row points into *f, which the
- * caller frees with imgstore_fetched_free(); row->ciphertext is writable.
+ * caller frees with imgstore_store_fetched_free(); row->ciphertext is writable.
  * NOTFOUND also when the row is deleted between slices.
  */
-imgstore_store_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
-                                             apr_int64_t now, apr_int64_t max_ciphertext,
-                                             imgstore_fetched_t *f, imgstore_row_t *row,
-                                             const char **err);
+imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                       apr_int64_t now, apr_int64_t max_ciphertext,
+                                       imgstore_fetched_t *f, imgstore_row_t *row,
+                                       const char **err);
 
 /* The schema version recorded by the migrations (SCHEMA if the tables are missing). */
-imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
-                                                      const char **err);
+imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
+                                                const char **err);
 
 /*
  * Claim this interval's cleanup pass for all hosts sharing the database:
@@ -94,9 +84,8 @@ imgstore_store_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *
  * interval - slack seconds ago. A last run stamped in the future heals itself.
  * force records a pass unconditionally (GET /cleanup).
  */
-imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                                     apr_int64_t interval, int force,
-                                                     const char **err);
+imgstore_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                               apr_int64_t interval, int force, const char **err);
 
 /*
  * Delete rows expired at now in batches of batch rows, until none is left
@@ -105,21 +94,19 @@ imgstore_store_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p
  * statement and lock timeouts. Concurrent passes skip each other's rows.
  * *deleted counts the rows removed even when an error ends the pass.
  */
-imgstore_store_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                                      int batch, apr_int64_t budget_ms,
-                                                      const int *stop, apr_int64_t *deleted,
-                                                      const char **err);
+imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                                int batch, apr_int64_t budget_ms, const int *stop,
+                                                apr_int64_t *deleted, const char **err);
 
 /*
  * How long the oldest expired row still stored has been expired, in seconds
  * (0 when none is): a cleanup that falls behind shows here.
  */
-imgstore_store_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p,
-                                                          apr_int64_t now, apr_int64_t *age,
-                                                          const char **err);
+imgstore_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                                    apr_int64_t *age, const char **err);
 
 /* Recompute the running total of live bytes (used with ImgStoreMaxTotal). */
-imgstore_store_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                               apr_int64_t *total, const char **err);
+imgstore_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                         apr_int64_t *total, const char **err);
 
 #endif

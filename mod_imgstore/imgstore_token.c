@@ -10,9 +10,9 @@ static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /* Domain separation: the id and the per-image key must never coincide. */
 static const char id_label[] = "imgstore v1 id";
 
-apr_status_t imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES])
+imgstore_status_e imgstore_token_new(unsigned char token[IMGSTORE_TOKEN_BYTES])
 {
-    return RAND_bytes(token, IMGSTORE_TOKEN_BYTES) == 1 ? APR_SUCCESS : APR_EGENERAL;
+    return RAND_bytes(token, IMGSTORE_TOKEN_BYTES) == 1 ? IMGSTORE_OK : IMGSTORE_INTERNAL;
 }
 
 void imgstore_token_encode(const unsigned char token[IMGSTORE_TOKEN_BYTES],
@@ -56,18 +56,18 @@ static int b64url_value(unsigned char c)
     return -1;
 }
 
-int imgstore_token_decode(const char *hash, apr_size_t len,
+int imgstore_token_decode(const char *text, apr_size_t len,
                           unsigned char token[IMGSTORE_TOKEN_BYTES])
 {
     apr_size_t i, o = 0;
     apr_uint32_t acc = 0;
     int bits = 0;
 
-    if (hash == NULL || len != IMGSTORE_TOKEN_CHARS) {
+    if (text == NULL || len != IMGSTORE_TOKEN_CHARS) {
         return 0;
     }
     for (i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)hash[i]);
+        int v = b64url_value((unsigned char)text[i]);
         if (v < 0) {
             return 0;
         }

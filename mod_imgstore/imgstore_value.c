@@ -7,15 +7,11 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
+#include "imgstore_bytes.h"
 #include "imgstore_value.h"
 
 /* The latest instant the 20-character format can show: 9999-12-31T23:59:59Z. */
 #define ISO8601_MAX_EPOCH APR_INT64_C(253402300799)
-
-static int ascii_lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
 
 /*
  * The leading decimal digits of s into *v, *end just past them. Returns
@@ -61,7 +57,7 @@ static const char *scale(apr_int64_t n, apr_int64_t unit, apr_int64_t *out)
 #define SIZE_UNIT_ERROR "unknown unit (use K, M or G, optionally with B or iB)"
 #define DURATION_UNIT_ERROR "unknown unit (use s, m or h)"
 
-const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
+const char *imgstore_value_parse_size(const char *s, apr_int64_t *bytes)
 {
     apr_int64_t n, unit = 1;
     const char *u;
@@ -71,7 +67,7 @@ const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
         return err;
     }
     if (*u != '\0') {
-        switch (ascii_lower((unsigned char)*u)) {
+        switch (imgstore_ascii_lower((unsigned char)*u)) {
             case 'k':
                 unit = APR_INT64_C(1) << 10;
                 break;
@@ -85,9 +81,10 @@ const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
                 return SIZE_UNIT_ERROR;
         }
         u++;
-        if (ascii_lower((unsigned char)u[0]) == 'i' && ascii_lower((unsigned char)u[1]) == 'b') {
+        if (imgstore_ascii_lower((unsigned char)u[0]) == 'i' &&
+            imgstore_ascii_lower((unsigned char)u[1]) == 'b') {
             u += 2;
-        } else if (ascii_lower((unsigned char)u[0]) == 'b') {
+        } else if (imgstore_ascii_lower((unsigned char)u[0]) == 'b') {
             u++;
         }
         if (*u != '\0') {
@@ -97,7 +94,7 @@ const char *imgstore_parse_size(const char *s, apr_int64_t *bytes)
     return scale(n, unit, bytes);
 }
 
-const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds)
+const char *imgstore_value_parse_duration(const char *s, apr_int64_t *seconds)
 {
     apr_int64_t n, unit = 1;
     const char *u;
@@ -107,7 +104,7 @@ const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds)
         return err;
     }
     if (*u != '\0') {
-        switch (ascii_lower((unsigned char)*u)) {
+        switch (imgstore_ascii_lower((unsigned char)*u)) {
             case 's':
                 unit = 1;
                 break;
@@ -127,7 +124,7 @@ const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds)
     return scale(n, unit, seconds);
 }
 
-void imgstore_format_iso8601(char *buf, apr_int64_t epoch_seconds)
+void imgstore_value_format_iso8601(char *buf, apr_int64_t epoch_seconds)
 {
     apr_time_exp_t tm;
 

@@ -15,15 +15,15 @@
  * case-insensitive, optionally followed by "B" or "iB": "10M", "512k", "1GiB",
  * "1048576"). Whitespace, signs, fractions and overflow are errors.
  */
-const char *imgstore_parse_size(const char *s, apr_int64_t *bytes);
+const char *imgstore_value_parse_size(const char *s, apr_int64_t *bytes);
 
 /*
  * Durations: a decimal integer with an optional unit s, m, h (seconds when
  * absent; case-insensitive): "30", "30s", "5m", "1h". Result in seconds.
  */
-const char *imgstore_parse_duration(const char *s, apr_int64_t *seconds);
+const char *imgstore_value_parse_duration(const char *s, apr_int64_t *seconds);
 
 /* epoch seconds as ISO-8601 UTC, "2026-11-23T23:20:00Z"; buf has >= 21 bytes. */
-void imgstore_format_iso8601(char *buf, apr_int64_t epoch_seconds);
+void imgstore_value_format_iso8601(char *buf, apr_int64_t epoch_seconds);
 
 #endif

@@ -1,17 +1,23 @@
 /*
  * mod_imgstore: a temporary, encrypted image store as an httpd content handler.
  * This file holds the module record and the process-level hooks; see
- * mod_imgstore.h for how the glue is divided.
+ * mod_imgstore_private.h for how the glue is divided.
  */
-#include "mod_imgstore.h"
+#include "mod_imgstore_private.h"
 
 #include <http_core.h>
 #include <http_main.h>
-#include <mod_watchdog.h>
-
-#include <apr_optional.h>
 
 #include <malloc.h>
+
+#include "mod_imgstore_cleanup.h"
+#include "mod_imgstore_config.h"
+#include "mod_imgstore_db.h"
+#include "mod_imgstore_handler.h"
+#include "mod_imgstore_status.h"
+
+/* Buffers at least this large come from mmap and go back to the kernel on free. */
+#define IMGSTORE_MMAP_THRESHOLD (256 * 1024)
 
 apr_int64_t imgstore_now(void)
 {
@@ -26,7 +32,7 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
      * launcher before httpd detaches, so a bad key file makes the start
      * command itself fail, as a bad SSL key does.
      */
-    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_init(pconf, s)) {
+    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_post_config(pconf, s)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -49,20 +55,14 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
      */
     mallopt(M_MMAP_THRESHOLD, IMGSTORE_MMAP_THRESHOLD);
 #endif
-    apr_status_t rv =
-        apr_thread_mutex_create(&imgstore_globals.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+    apr_status_t rv = imgstore_db_child_init(pchild, s);
+
+    if (rv == APR_SUCCESS) {
+        rv = imgstore_cleanup_child_init(pchild, s);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, IMGLOGNO(00060) "cannot create a mutex");
-        return;
     }
-    imgstore_globals.db_down = 0;
-    imgstore_globals.db_retry_at = 0;
-    imgstore_globals.schema_ok = 0;
-    imgstore_globals.schema_warned = 0;
-    imgstore_globals.schema_retry_at = 0;
-    imgstore_globals.next_request_cleanup = 0;
-    imgstore_globals.cleanup_running = 0;
-    imgstore_cleanup_child_init(pchild, s);
 }
 
 static void imgstore_register_hooks(apr_pool_t *p)
@@ -77,11 +77,12 @@ static void imgstore_register_hooks(apr_pool_t *p)
      * and before mod_watchdog starts the timer thread that uses our mutex.
      */
     ap_hook_child_init(imgstore_child_init, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
-    imgstore_register_handler_hooks();
+    imgstore_handler_register_hooks();
     imgstore_status_register_hooks();
 }
 
-AP_DECLARE_MODULE(imgstore) = {STANDARD20_MODULE_STUFF, imgstore_create_dir_conf,
-                               imgstore_merge_dir_conf, imgstore_create_srv_conf,
-                               imgstore_merge_srv_conf, imgstore_cmds,
-                               imgstore_register_hooks, AP_MODULE_FLAG_NONE};
+/* Not AP_DECLARE_MODULE: mod_imgstore_private.h has declared APLOG_USE_MODULE already. */
+module AP_MODULE_DECLARE_DATA imgstore_module = {STANDARD20_MODULE_STUFF, imgstore_conf_create_dir,
+                                                 imgstore_conf_merge_dir, imgstore_conf_create_srv,
+                                                 imgstore_conf_merge_srv, imgstore_cmds,
+                                                 imgstore_register_hooks, AP_MODULE_FLAG_NONE};

@@ -7,7 +7,7 @@
  * The claim in imgstore_state makes it one pass per interval across every
  * host sharing the database; passes running at once skip each other's rows.
  */
-#include "mod_imgstore.h"
+#include "mod_imgstore_cleanup.h"
 
 #include <ap_mpm.h>
 #include <http_protocol.h>
@@ -15,6 +15,15 @@
 
 #include <apr_optional.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+
+#include "imgstore_json.h"
+#include "imgstore_sweep.h"
+#include "mod_imgstore_config.h"
+#include "mod_imgstore_db.h"
+#include "mod_imgstore_response.h"
+#include "mod_imgstore_status.h"
 
 #define BATCH_ROWS 1000
 /* A request-triggered pass keeps its worker thread only briefly. */
@@ -23,61 +32,64 @@
 /* At most this many passes back to back on one tick (a minute of deleting). */
 #define CATCH_UP_PASSES 12
 #define WATCHDOG_NAME "_imgstore_cleanup_"
+/* GET /cleanup may take a while: it is asked for. */
+#define HANDLER_BUDGET_MS 5000
+
+/* This child's cleanup progress, under the mutex. */
+static struct {
+    apr_thread_mutex_t *mutex;
+    apr_time_t next_request_cleanup;
+    int running;
+    apr_thread_cond_t *cond; /* signalled when a pass ends */
+    int stopping;            /* set once pchild starts going away: no pass may start */
+} cl;
 
 typedef struct {
-    int force;
-    apr_int64_t now;
-    apr_int64_t budget_ms;
-    apr_int64_t deleted;
+    imgstore_sweep_t sweep;
+    imgstore_sweep_result_t res;
 } pass_baton_t;
 
-static imgstore_store_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+static imgstore_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
     pass_baton_t *b = baton;
-    imgstore_store_status_e st;
-    apr_int64_t total;
+    imgstore_status_e st = imgstore_sweep_run(conn, p, &b->sweep, &b->res, err);
 
-    st = imgstore_store_claim_cleanup(conn, p, b->now, imgstore_globals.cleanup_interval, b->force,
-                                      err);
-    if (st != IMGSTORE_STORE_OK) {
-        return st;
+    if (b->res.ran) {
+        imgstore_status_count(IMGSTORE_COUNTER_CLEANUP_PASSES, 1);
+        imgstore_status_count(IMGSTORE_COUNTER_ROWS_DELETED, (apr_uint64_t)b->res.deleted);
     }
-    /* A stopping child ends the pass after the batch in hand (see child_stopping). */
-    st = imgstore_store_delete_expired(conn, p, b->now, BATCH_ROWS, b->budget_ms,
-                                       &imgstore_globals.stopping, &b->deleted, err);
-    imgstore_counter_add(IMGSTORE_COUNTER_CLEANUP_PASSES, 1);
-    imgstore_counter_add(IMGSTORE_COUNTER_ROWS_DELETED, (apr_uint64_t)b->deleted);
-    if (st == IMGSTORE_STORE_OK && imgstore_globals.max_total > 0) {
-        st = imgstore_store_recount(conn, p, b->now, &total, err);
-    }
-    if (st == IMGSTORE_STORE_OK) {
-        apr_int64_t age = 0;
-        st = imgstore_store_oldest_expired_age(conn, p, b->now, &age, err);
-        imgstore_counter_set_oldest_expired(age);
+    if (b->res.measured) {
+        imgstore_status_set_oldest_expired(b->res.oldest_expired_age);
     }
     return st;
 }
 
-imgstore_store_status_e imgstore_cleanup_pass(server_rec *s, apr_pool_t *p, int force,
-                                              apr_int64_t budget_ms, apr_int64_t *deleted,
-                                              const char **err)
+/* One pass now (force) or only if this interval's pass is unclaimed. */
+static imgstore_status_e run_pass(server_rec *s, apr_pool_t *p, int force, apr_int64_t budget_ms,
+                                  apr_int64_t *deleted, const char **err)
 {
+    const imgstore_settings_t *set = imgstore_conf_settings();
     pass_baton_t b;
-    imgstore_store_status_e st;
+    imgstore_status_e st;
 
-    b.force = force;
-    b.now = imgstore_now();
-    b.budget_ms = budget_ms;
-    b.deleted = 0;
+    memset(&b, 0, sizeof(b));
+    b.sweep.now = imgstore_now();
+    b.sweep.interval = set->cleanup_interval;
+    b.sweep.force = force;
+    b.sweep.batch = BATCH_ROWS;
+    b.sweep.budget_ms = budget_ms;
+    /* A stopping child ends the pass after the batch in hand (see child_stopping). */
+    b.sweep.stop = &cl.stopping;
+    b.sweep.max_total = set->max_total;
     st = imgstore_db_run(s, p, op_pass, &b, err);
-    *deleted = b.deleted;
-    if (b.deleted > 0) {
+    *deleted = b.res.deleted;
+    if (b.res.deleted > 0) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                      IMGLOGNO(00050) "cleanup deleted %" APR_INT64_T_FMT " expired images",
-                     b.deleted);
+                     b.res.deleted);
     }
-    if (st == IMGSTORE_STORE_NOTFOUND) {
-        st = IMGSTORE_STORE_OK; /* another host or child had this interval's pass */
+    if (st == IMGSTORE_NOTFOUND) {
+        st = IMGSTORE_OK; /* another host or child had this interval's pass */
     }
     return st;
 }
@@ -91,26 +103,26 @@ static int pass_begin(void)
 {
     int mine;
 
-    if (__atomic_load_n(&imgstore_globals.stopping, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&cl.stopping, __ATOMIC_ACQUIRE)) {
         return 0;
     }
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    mine = !imgstore_globals.cleanup_running && !imgstore_globals.stopping;
+    apr_thread_mutex_lock(cl.mutex);
+    mine = !cl.running && !cl.stopping;
     if (mine) {
-        imgstore_globals.cleanup_running = 1;
+        cl.running = 1;
     }
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_unlock(cl.mutex);
     return mine;
 }
 
 static void pass_end(void)
 {
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    imgstore_globals.cleanup_running = 0;
-    if (imgstore_globals.cond != NULL) {
-        apr_thread_cond_broadcast(imgstore_globals.cond);
+    apr_thread_mutex_lock(cl.mutex);
+    cl.running = 0;
+    if (cl.cond != NULL) {
+        apr_thread_cond_broadcast(cl.cond);
     }
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_unlock(cl.mutex);
 }
 
 void imgstore_cleanup_after_request(request_rec *r)
@@ -119,7 +131,7 @@ void imgstore_cleanup_after_request(request_rec *r)
     apr_int64_t deleted;
     const char *err = NULL;
     int due, mpm_state = AP_MPMQ_RUNNING;
-    imgstore_store_status_e st;
+    imgstore_status_e st;
 
     /* A stopping child tears down mod_dbd's pool: start no database work then. */
     if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
@@ -127,21 +139,20 @@ void imgstore_cleanup_after_request(request_rec *r)
         return;
     }
 
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    due = now >= imgstore_globals.next_request_cleanup && !imgstore_globals.cleanup_running &&
-          !imgstore_globals.db_down && !imgstore_globals.stopping;
+    apr_thread_mutex_lock(cl.mutex);
+    due = now >= cl.next_request_cleanup && !cl.running && !imgstore_db_is_down() && !cl.stopping;
     if (due) {
-        imgstore_globals.next_request_cleanup =
-            now + apr_time_from_sec(imgstore_globals.cleanup_interval);
-        imgstore_globals.cleanup_running = 1;
+        cl.next_request_cleanup =
+            now + apr_time_from_sec(imgstore_conf_settings()->cleanup_interval);
+        cl.running = 1;
     }
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_unlock(cl.mutex);
     if (!due) {
         return;
     }
-    st = imgstore_cleanup_pass(r->server, r->pool, 0, REQUEST_BUDGET_MS, &deleted, &err);
+    st = run_pass(r->server, r->pool, 0, REQUEST_BUDGET_MS, &deleted, &err);
     pass_end();
-    if (st != IMGSTORE_STORE_OK && st != IMGSTORE_STORE_CONN && st != IMGSTORE_STORE_SCHEMA) {
+    if (st != IMGSTORE_OK && st != IMGSTORE_CONN && st != IMGSTORE_SCHEMA) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, IMGLOGNO(00051) "cleanup pass failed: %s",
                       err ? err : "unknown");
     }
@@ -159,38 +170,45 @@ static apr_status_t child_stopping(void *data)
 {
     (void)data;
 
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    __atomic_store_n(&imgstore_globals.stopping, 1, __ATOMIC_RELEASE);
-    if (imgstore_globals.cond != NULL) {
-        apr_thread_cond_broadcast(imgstore_globals.cond);
+    apr_thread_mutex_lock(cl.mutex);
+    __atomic_store_n(&cl.stopping, 1, __ATOMIC_RELEASE);
+    if (cl.cond != NULL) {
+        apr_thread_cond_broadcast(cl.cond);
     }
-    while (imgstore_globals.cleanup_running) {
-        if (imgstore_globals.cond != NULL) {
-            apr_thread_cond_wait(imgstore_globals.cond, imgstore_globals.mutex);
+    while (cl.running) {
+        if (cl.cond != NULL) {
+            apr_thread_cond_wait(cl.cond, cl.mutex);
         } else {
-            apr_thread_mutex_unlock(imgstore_globals.mutex);
+            apr_thread_mutex_unlock(cl.mutex);
             apr_sleep(apr_time_from_msec(10));
-            apr_thread_mutex_lock(imgstore_globals.mutex);
+            apr_thread_mutex_lock(cl.mutex);
         }
     }
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_unlock(cl.mutex);
     return APR_SUCCESS;
 }
 
-void imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
+apr_status_t imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
-    imgstore_globals.stopping = 0;
-    imgstore_globals.cond = NULL;
-    rv = apr_thread_cond_create(&imgstore_globals.cond, pchild);
+    cl.next_request_cleanup = 0;
+    cl.running = 0;
+    rv = apr_thread_mutex_create(&cl.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cl.stopping = 0;
+    cl.cond = NULL;
+    rv = apr_thread_cond_create(&cl.cond, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      IMGLOGNO(00055) "cannot create a condition variable; a stopping child "
                                      "polls for the end of a cleanup pass");
-        imgstore_globals.cond = NULL;
+        cl.cond = NULL;
     }
     apr_pool_pre_cleanup_register(pchild, NULL, child_stopping);
+    return APR_SUCCESS;
 }
 
 static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
@@ -198,7 +216,7 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
     server_rec *s = data;
     apr_int64_t deleted;
     const char *err = NULL;
-    imgstore_store_status_e st = IMGSTORE_STORE_OK;
+    imgstore_status_e st = IMGSTORE_OK;
     int pass;
 
     if (state != AP_WATCHDOG_STATE_RUNNING || !pass_begin()) {
@@ -211,14 +229,14 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
      * stops, or CATCH_UP_PASSES have run and the next tick takes over.
      */
     for (pass = 0; pass < CATCH_UP_PASSES; pass++) {
-        st = imgstore_cleanup_pass(s, pool, pass > 0, TIMER_BUDGET_MS, &deleted, &err);
-        if (st != IMGSTORE_STORE_OK || deleted == 0 || deleted % BATCH_ROWS != 0 ||
-            __atomic_load_n(&imgstore_globals.stopping, __ATOMIC_ACQUIRE)) {
+        st = run_pass(s, pool, pass > 0, TIMER_BUDGET_MS, &deleted, &err);
+        if (st != IMGSTORE_OK || deleted == 0 || deleted % BATCH_ROWS != 0 ||
+            __atomic_load_n(&cl.stopping, __ATOMIC_ACQUIRE)) {
             break;
         }
     }
     pass_end();
-    if (st != IMGSTORE_STORE_OK && st != IMGSTORE_STORE_CONN && st != IMGSTORE_STORE_SCHEMA) {
+    if (st != IMGSTORE_OK && st != IMGSTORE_CONN && st != IMGSTORE_SCHEMA) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, IMGLOGNO(00052) "cleanup pass failed: %s",
                      err ? err : "unknown");
     }
@@ -243,11 +261,28 @@ void imgstore_cleanup_post_config(apr_pool_t *pconf, server_rec *s)
     /* A child singleton: one timer per host, in whichever child holds the watchdog mutex. */
     rv = get_instance(&wd, WATCHDOG_NAME, 0, 1, pconf);
     if (rv == APR_SUCCESS) {
-        rv = register_callback(wd, apr_time_from_sec(imgstore_globals.cleanup_interval), s,
+        rv = register_callback(wd, apr_time_from_sec(imgstore_conf_settings()->cleanup_interval), s,
                                watchdog_tick);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      IMGLOGNO(00054) "cannot register the cleanup timer with mod_watchdog");
     }
+}
+
+int imgstore_cleanup_handle(request_rec *r)
+{
+    imgstore_json_t *j;
+    apr_int64_t deleted = 0;
+    const char *err = NULL, *body;
+    apr_size_t len;
+    imgstore_status_e st = run_pass(r->server, r->pool, 1, HANDLER_BUDGET_MS, &deleted, &err);
+
+    if (st != IMGSTORE_OK) {
+        return imgstore_response_fail(r, st, NULL, err);
+    }
+    j = imgstore_json_object(r->pool);
+    imgstore_json_add_int(j, "deleted", deleted);
+    body = imgstore_json_finish(j, &len);
+    return imgstore_response_json(r, HTTP_OK, body, len);
 }

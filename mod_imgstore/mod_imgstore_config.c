@@ -1,5 +1,5 @@
 /* Directives, config create/merge, and loading the master keys at startup. */
-#include "mod_imgstore.h"
+#include "mod_imgstore_config.h"
 
 #include <http_core.h>
 #include <http_main.h>
@@ -19,9 +19,9 @@
 #define MAX_SIZE_MAX ((apr_int64_t)1 << 30)
 #define CLEANUP_INTERVAL_MAX (24 * 3600)
 
-imgstore_globals_t imgstore_globals;
+static imgstore_settings_t settings;
 
-void *imgstore_create_srv_conf(apr_pool_t *p, server_rec *s)
+void *imgstore_conf_create_srv(apr_pool_t *p, server_rec *s)
 {
     imgstore_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
 
@@ -32,7 +32,7 @@ void *imgstore_create_srv_conf(apr_pool_t *p, server_rec *s)
     return sc;
 }
 
-void *imgstore_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+void *imgstore_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
 {
     imgstore_srv_conf_t *base = basev, *add = addv, *sc = apr_pcalloc(p, sizeof(*sc));
 
@@ -44,7 +44,7 @@ void *imgstore_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     return sc;
 }
 
-void *imgstore_create_dir_conf(apr_pool_t *p, char *dir)
+void *imgstore_conf_create_dir(apr_pool_t *p, char *dir)
 {
     imgstore_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
 
@@ -59,7 +59,7 @@ void *imgstore_create_dir_conf(apr_pool_t *p, char *dir)
     return dc;
 }
 
-void *imgstore_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 {
     imgstore_dir_conf_t *base = basev, *add = addv, *dc = apr_pcalloc(p, sizeof(*dc));
 
@@ -155,85 +155,78 @@ static const char *set_active_key(cmd_parms *cmd, void *dummy, const char *arg)
     return err ? err : parse_key_id(cmd, arg, &sc->active_key);
 }
 
-static const char *set_cleanup_interval(cmd_parms *cmd, void *dummy, const char *arg)
+/*
+ * The numeric directives share one setter: cmd->info says which field of
+ * which struct the value goes to, how it is spelled and what range it takes.
+ */
+typedef enum { NUM_DURATION, NUM_SIZE } num_kind_e;
+
+typedef struct {
+    int server;        /* a server-wide directive (GLOBAL_ONLY, srv_conf), else per mount */
+    apr_size_t offset; /* of the apr_int64_t field */
+    num_kind_e kind;
+    int off_is_zero; /* "off" sets 0 */
+    apr_int64_t min, max;
+    const char *range; /* the error text for a value out of range */
+} num_slot_t;
+
+static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
 {
-    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const num_slot_t *slot = cmd->info;
+    const char *err;
+    char *base;
     apr_int64_t v;
 
+    if (slot->server) {
+        err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+        base = ap_get_module_config(cmd->server->module_config, &imgstore_module);
+    } else {
+        err = check_mount_context(cmd);
+        base = dcv;
+    }
     if (err != NULL) {
         return err;
     }
-    if ((err = imgstore_parse_duration(arg, &v)) != NULL) {
-        return bad_value(cmd, arg, err);
-    }
-    if (v < 1 || v > CLEANUP_INTERVAL_MAX) {
-        return bad_value(cmd, arg, "must be from 1s to 24h");
-    }
-    sc->cleanup_interval = v;
-    return NULL;
-}
-
-static const char *set_max_total(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_int64_t v;
-
-    if (err != NULL) {
-        return err;
-    }
-    if (!strcasecmp(arg, "off")) {
-        sc->max_total = 0;
+    if (slot->off_is_zero && !strcasecmp(arg, "off")) {
+        *(apr_int64_t *)(base + slot->offset) = 0;
         return NULL;
     }
-    if ((err = imgstore_parse_size(arg, &v)) != NULL) {
-        return bad_value(cmd, arg, err);
-    }
-    if (v < 1) {
-        return bad_value(cmd, arg, "must be a size above zero, or off");
-    }
-    sc->max_total = v;
-    return NULL;
-}
-
-static const char *set_ttl(cmd_parms *cmd, void *dcv, const char *arg)
-{
-    imgstore_dir_conf_t *dc = dcv;
-    const char *err = check_mount_context(cmd);
-    apr_int64_t v;
-
+    err = slot->kind == NUM_DURATION ? imgstore_value_parse_duration(arg, &v)
+                                     : imgstore_value_parse_size(arg, &v);
     if (err != NULL) {
-        return err;
-    }
-    if ((err = imgstore_parse_duration(arg, &v)) != NULL) {
         return bad_value(cmd, arg, err);
     }
-    if (v < 1 || v > TTL_MAX) {
-        return bad_value(cmd, arg, "must be from 1s to 720h");
+    if (v < slot->min || v > slot->max) {
+        return bad_value(cmd, arg, slot->range);
     }
-    dc->ttl = v;
+    *(apr_int64_t *)(base + slot->offset) = v;
     return NULL;
 }
 
-static const char *set_max_size(cmd_parms *cmd, void *dcv, const char *arg)
-{
-    imgstore_dir_conf_t *dc = dcv;
-    const char *err = check_mount_context(cmd);
-    apr_int64_t v;
-
-    if (err != NULL) {
-        return err;
-    }
-    if ((err = imgstore_parse_size(arg, &v)) != NULL) {
-        return bad_value(cmd, arg, err);
-    }
-    if (v < 1 || v > MAX_SIZE_MAX) {
-        return bad_value(cmd, arg, "must be from 1 byte to 1G");
-    }
-    dc->max_size = v;
-    return NULL;
-}
+static const num_slot_t slot_cleanup_interval = {
+    .server = 1,
+    .offset = APR_OFFSETOF(imgstore_srv_conf_t, cleanup_interval),
+    .kind = NUM_DURATION,
+    .min = 1,
+    .max = CLEANUP_INTERVAL_MAX,
+    .range = "must be from 1s to 24h"};
+static const num_slot_t slot_max_total = {.server = 1,
+                                          .offset = APR_OFFSETOF(imgstore_srv_conf_t, max_total),
+                                          .kind = NUM_SIZE,
+                                          .off_is_zero = 1,
+                                          .min = 1,
+                                          .max = APR_INT64_MAX,
+                                          .range = "must be a size above zero, or off"};
+static const num_slot_t slot_ttl = {.offset = APR_OFFSETOF(imgstore_dir_conf_t, ttl),
+                                    .kind = NUM_DURATION,
+                                    .min = 1,
+                                    .max = TTL_MAX,
+                                    .range = "must be from 1s to 720h"};
+static const num_slot_t slot_max_size = {.offset = APR_OFFSETOF(imgstore_dir_conf_t, max_size),
+                                         .kind = NUM_SIZE,
+                                         .min = 1,
+                                         .max = MAX_SIZE_MAX,
+                                         .range = "must be from 1 byte to 1G"};
 
 static const char *set_allow_types(cmd_parms *cmd, void *dcv, const char *args)
 {
@@ -298,13 +291,13 @@ const command_rec imgstore_cmds[] = {
                    "numeric key id"),
     AP_INIT_TAKE1("ImgStoreActiveKey", set_active_key, NULL, RSRC_CONF,
                   "The key id that encrypts new images"),
-    AP_INIT_TAKE1("ImgStoreCleanupInterval", set_cleanup_interval, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ImgStoreCleanupInterval", set_number, (void *)&slot_cleanup_interval, RSRC_CONF,
                   "How often expired images are deleted (duration, default 60s)"),
-    AP_INIT_TAKE1("ImgStoreMaxTotal", set_max_total, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ImgStoreMaxTotal", set_number, (void *)&slot_max_total, RSRC_CONF,
                   "Upper bound on the bytes of live images stored (size or off, default off)"),
-    AP_INIT_TAKE1("ImgStoreTTL", set_ttl, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("ImgStoreTTL", set_number, (void *)&slot_ttl, RSRC_CONF | ACCESS_CONF,
                   "How long an image can be fetched after upload (duration, default 5m)"),
-    AP_INIT_TAKE1("ImgStoreMaxSize", set_max_size, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("ImgStoreMaxSize", set_number, (void *)&slot_max_size, RSRC_CONF | ACCESS_CONF,
                   "Largest accepted image (size, default 10M)"),
     AP_INIT_RAW_ARGS("ImgStoreAllowTypes", set_allow_types, NULL, RSRC_CONF | ACCESS_CONF,
                      "Image types accepted: jpeg png gif webp avif bmp (default all of them)"),
@@ -317,8 +310,8 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
     uid_t server_uid = ap_unixd_config.user_id;
     int i;
 
-    imgstore_globals.keyring = imgstore_keyring_create(pconf);
-    if (imgstore_globals.keyring == NULL) {
+    settings.keyring = imgstore_keyring_create(pconf);
+    if (settings.keyring == NULL) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      IMGLOGNO(00001) "OpenSSL lacks HKDF or AES-256-GCM; cannot start");
         return 0;
@@ -330,7 +323,7 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
         const char *err = imgstore_keyfile_load(pconf, kf->path, server_uid, master);
 
         if (err == NULL) {
-            err = imgstore_keyring_add(imgstore_globals.keyring, key_id, master);
+            err = imgstore_keyring_add(settings.keyring, key_id, master);
         }
         OPENSSL_cleanse(master, sizeof(master));
         if (err != NULL) {
@@ -348,40 +341,44 @@ int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const imgstore_srv_conf_t *sc = ap_get_module_config(s->module_config, &imgstore_module);
 
-    memset(&imgstore_globals, 0, sizeof(imgstore_globals));
+    memset(&settings, 0, sizeof(settings));
     if (!load_keys(pconf, s, sc)) {
         return 0;
     }
-    imgstore_globals.cleanup_interval = sc->cleanup_interval != IMGSTORE_UNSET
-                                            ? sc->cleanup_interval
-                                            : IMGSTORE_DEFAULT_CLEANUP_INTERVAL;
-    imgstore_globals.max_total = sc->max_total != IMGSTORE_UNSET ? sc->max_total : 0;
-    imgstore_globals.active_key = sc->active_key;
+    settings.cleanup_interval = sc->cleanup_interval != IMGSTORE_UNSET
+                                    ? sc->cleanup_interval
+                                    : IMGSTORE_DEFAULT_CLEANUP_INTERVAL;
+    settings.max_total = sc->max_total != IMGSTORE_UNSET ? sc->max_total : 0;
+    settings.active_key = sc->active_key;
     if (sc->key_files->nelts == 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      IMGLOGNO(00004) "no ImgStoreKeyFile configured: the imgstore handler will "
                                      "answer 500 until one is");
-        imgstore_globals.active_key = 0;
+        settings.active_key = 0;
         return 1;
     }
-    if (imgstore_globals.active_key == IMGSTORE_UNSET) {
+    if (settings.active_key == IMGSTORE_UNSET) {
         if (sc->key_files->nelts > 1) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                          IMGLOGNO(00005) "several ImgStoreKeyFile keys: say which one encrypts "
                                          "new images with ImgStoreActiveKey");
             return 0;
         }
-        imgstore_globals.active_key =
-            APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
-                ? APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
-                : 1;
+        settings.active_key = APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
+                                  ? APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
+                                  : 1;
     }
-    if (!imgstore_keyring_has(imgstore_globals.keyring, imgstore_globals.active_key)) {
+    if (!imgstore_keyring_has(settings.keyring, settings.active_key)) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      IMGLOGNO(00006) "ImgStoreActiveKey %d names no key loaded by "
                                      "ImgStoreKeyFile",
-                     imgstore_globals.active_key);
+                     settings.active_key);
         return 0;
     }
     return 1;
+}
+
+const imgstore_settings_t *imgstore_conf_settings(void)
+{
+    return &settings;
 }

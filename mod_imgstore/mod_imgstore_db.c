@@ -3,14 +3,31 @@
  * given back at once (ap_dbd_open/ap_dbd_close, never ap_dbd_acquire, which
  * would hold it until the whole answer has reached a possibly slow client).
  */
-#include "mod_imgstore.h"
-
-#include <http_config.h>
+#include "mod_imgstore_db.h"
 
 #include <apr_dbd.h>
 #include <apr_optional.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <mod_dbd.h>
+
+#include "imgstore_json.h"
+#include "imgstore_store.h"
+#include "mod_imgstore_response.h"
+#include "mod_imgstore_status.h"
+
+/*
+ * What this child knows of the database. The conninfo is settled in
+ * post_config; the rest is per child, under the mutex.
+ */
+static struct {
+    const char *probe_conninfo; /* DBDParams, for PQping while the database is down */
+    apr_thread_mutex_t *mutex;
+    int down;            /* the last attempt found the database unreachable */
+    apr_time_t retry_at; /* when a thread may probe it again */
+    int schema_ok;       /* 1 once the schema version matched */
+    apr_time_t schema_retry_at;
+} db;
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * dbd_open;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * dbd_close;
@@ -43,14 +60,14 @@ static const char *dbd_params_anywhere(apr_pool_t *p)
     return found;
 }
 
-int imgstore_db_init(apr_pool_t *pconf, server_rec *s)
+int imgstore_db_post_config(apr_pool_t *pconf, server_rec *s)
 {
     /*
      * While the database is down, a child probes it with PQping (no login,
      * nothing logged) and only then asks mod_dbd again, which logs two lines
      * per failed attempt: an outage costs one line per child, not a stream.
      */
-    imgstore_globals.probe_conninfo = dbd_params_anywhere(pconf);
+    db.probe_conninfo = dbd_params_anywhere(pconf);
     dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     if (dbd_open == NULL || dbd_close == NULL) {
@@ -60,6 +77,25 @@ int imgstore_db_init(apr_pool_t *pconf, server_rec *s)
         return 0;
     }
     return 1;
+}
+
+apr_status_t imgstore_db_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    db.down = 0;
+    db.retry_at = 0;
+    db.schema_ok = 0;
+    db.schema_retry_at = 0;
+    return apr_thread_mutex_create(&db.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+}
+
+int imgstore_db_is_down(void)
+{
+    int down;
+
+    apr_thread_mutex_lock(db.mutex);
+    down = db.down;
+    apr_thread_mutex_unlock(db.mutex);
+    return down;
 }
 
 /*
@@ -73,14 +109,14 @@ static int db_may_try(void)
     const char *conninfo;
     int down, probe;
 
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    down = imgstore_globals.db_down;
-    probe = down && now >= imgstore_globals.db_retry_at;
+    apr_thread_mutex_lock(db.mutex);
+    down = db.down;
+    probe = down && now >= db.retry_at;
     if (probe) {
-        imgstore_globals.db_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        db.retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
     }
-    conninfo = imgstore_globals.probe_conninfo;
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    conninfo = db.probe_conninfo;
+    apr_thread_mutex_unlock(db.mutex);
     if (!down) {
         return 1;
     }
@@ -96,11 +132,11 @@ static void db_mark_down(server_rec *s, const char *why)
     apr_time_t now = apr_time_now();
     int was_down;
 
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    was_down = imgstore_globals.db_down;
-    imgstore_globals.db_down = 1;
-    imgstore_globals.db_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_lock(db.mutex);
+    was_down = db.down;
+    db.down = 1;
+    db.retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+    apr_thread_mutex_unlock(db.mutex);
     if (!was_down) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      IMGLOGNO(00011) "database unavailable (%s); answering 503 and trying again "
@@ -113,60 +149,59 @@ static void db_mark_up(server_rec *s)
 {
     int was_down;
 
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    was_down = imgstore_globals.db_down;
-    imgstore_globals.db_down = 0;
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_lock(db.mutex);
+    was_down = db.down;
+    db.down = 0;
+    apr_thread_mutex_unlock(db.mutex);
     if (was_down) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, IMGLOGNO(00015) "database reachable again");
     }
 }
 
 /* The schema check runs once per child when it succeeds, and at most every retry period if not. */
-static imgstore_store_status_e check_schema(server_rec *s, PGconn *conn, apr_pool_t *p,
-                                            const char **err)
+static imgstore_status_e check_schema(server_rec *s, PGconn *conn, apr_pool_t *p, const char **err)
 {
     apr_time_t now = apr_time_now();
-    imgstore_store_status_e st;
+    imgstore_status_e st;
     int ok, version = 0, log = 0;
 
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    ok = imgstore_globals.schema_ok;
-    if (!ok && now < imgstore_globals.schema_retry_at) {
-        apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_lock(db.mutex);
+    ok = db.schema_ok;
+    if (!ok && now < db.schema_retry_at) {
+        apr_thread_mutex_unlock(db.mutex);
         *err = "database schema is not up to date";
-        return IMGSTORE_STORE_SCHEMA;
+        return IMGSTORE_SCHEMA;
     }
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_unlock(db.mutex);
     if (ok) {
-        return IMGSTORE_STORE_OK;
+        return IMGSTORE_OK;
     }
 
     st = imgstore_store_schema_version(conn, p, &version, err);
-    if (st == IMGSTORE_STORE_OK && version < IMGSTORE_SCHEMA_VERSION) {
-        st = IMGSTORE_STORE_SCHEMA;
+    if (st == IMGSTORE_OK && version < IMGSTORE_SCHEMA_VERSION) {
+        st = IMGSTORE_SCHEMA;
         *err = apr_psprintf(p, "schema version %d, this module needs %d", version,
                             IMGSTORE_SCHEMA_VERSION);
     }
-    if (st == IMGSTORE_STORE_CONN) {
+    if (st == IMGSTORE_CONN) {
         return st;
     }
-    apr_thread_mutex_lock(imgstore_globals.mutex);
-    if (st == IMGSTORE_STORE_OK) {
-        imgstore_globals.schema_ok = 1;
-    } else if (now >= imgstore_globals.schema_retry_at) {
-        imgstore_globals.schema_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+    apr_thread_mutex_lock(db.mutex);
+    if (st == IMGSTORE_OK) {
+        db.schema_ok = 1;
+    } else if (now >= db.schema_retry_at) {
+        db.schema_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
         log = 1;
     }
-    apr_thread_mutex_unlock(imgstore_globals.mutex);
+    apr_thread_mutex_unlock(db.mutex);
     if (log) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      IMGLOGNO(00012) "database schema is behind (%s): run sql/imgstore-migrate "
                                      "against the database; answering 503 until then",
                      *err);
     }
-    if (st != IMGSTORE_STORE_OK) {
-        st = IMGSTORE_STORE_SCHEMA;
+    if (st != IMGSTORE_OK) {
+        st = IMGSTORE_SCHEMA;
     }
     return st;
 }
@@ -196,15 +231,15 @@ static PGconn *live_conn(ap_dbd_t *dbd)
     return conn;
 }
 
-imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_fn *op,
-                                        void *baton, const char **err)
+imgstore_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_fn *op, void *baton,
+                                  const char **err)
 {
-    imgstore_store_status_e st = IMGSTORE_STORE_CONN;
+    imgstore_status_e st = IMGSTORE_CONN;
     int attempt;
 
     *err = "database unavailable";
     if (!db_may_try()) {
-        return IMGSTORE_STORE_CONN;
+        return IMGSTORE_CONN;
     }
     for (attempt = 0; attempt < 2; attempt++) {
         ap_dbd_t *dbd = dbd_open(p, s);
@@ -213,7 +248,7 @@ imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_d
         if (dbd == NULL) {
             db_mark_down(s, "no connection from mod_dbd's pool; see its error above");
             *err = "database unavailable";
-            return IMGSTORE_STORE_CONN;
+            return IMGSTORE_CONN;
         }
         conn = live_conn(dbd);
         if (conn == NULL) {
@@ -223,19 +258,23 @@ imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_d
                              IMGLOGNO(00013) "DBDriver is %s: mod_imgstore needs pgsql",
                              apr_dbd_name(dbd->driver));
                 *err = "database driver is not pgsql";
-                return IMGSTORE_STORE_ERROR;
+                imgstore_status_count(IMGSTORE_COUNTER_DB_ERRORS, 1);
+                return IMGSTORE_ERROR;
             }
             db_mark_down(s, "cannot reconnect");
             *err = "database unavailable";
-            return IMGSTORE_STORE_CONN;
+            return IMGSTORE_CONN;
         }
         st = check_schema(s, conn, p, err);
-        if (st == IMGSTORE_STORE_OK) {
+        if (st == IMGSTORE_OK) {
             st = op(conn, p, baton, err);
         }
         dbd_close(s, dbd);
-        if (st != IMGSTORE_STORE_CONN) {
+        if (st != IMGSTORE_CONN) {
             db_mark_up(s);
+            if (st == IMGSTORE_ERROR) {
+                imgstore_status_count(IMGSTORE_COUNTER_DB_ERRORS, 1);
+            }
             return st;
         }
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
@@ -244,4 +283,33 @@ imgstore_store_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_d
     }
     db_mark_down(s, *err);
     return st;
+}
+
+static imgstore_status_e op_health(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+{
+    int *version = baton;
+    return imgstore_store_schema_version(conn, p, version, err);
+}
+
+int imgstore_db_handle_health(request_rec *r)
+{
+    imgstore_json_t *j = imgstore_json_object(r->pool);
+    int version = 0;
+    const char *err = NULL, *body;
+    apr_size_t len;
+    imgstore_status_e st = imgstore_db_run(r->server, r->pool, op_health, &version, &err);
+
+    if (st == IMGSTORE_OK) {
+        imgstore_json_add_str(j, "status", "ok");
+        imgstore_json_add_str(j, "database", "ok");
+        imgstore_json_add_int(j, "schema_version", version);
+        body = imgstore_json_finish(j, &len);
+        return imgstore_response_json(r, HTTP_OK, body, len);
+    }
+    imgstore_json_add_str(j, "status", "unavailable");
+    imgstore_json_add_str(j, "database",
+                          st == IMGSTORE_SCHEMA ? "schema out of date" : "unreachable");
+    body = imgstore_json_finish(j, &len);
+    apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, IMGSTORE_RETRY_AFTER_SECONDS));
+    return imgstore_response_json(r, HTTP_SERVICE_UNAVAILABLE, body, len);
 }

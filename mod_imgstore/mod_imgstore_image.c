@@ -1,22 +1,23 @@
 /*
- * GET/HEAD /image/<hash>: find the row by the token's id, decrypt and verify
- * the whole image before the status line or any header is sent.
+ * GET/HEAD /image/<token>: find the row by the token's id, decrypt and
+ * verify the whole image before the status line or any header is sent.
  */
-#include "mod_imgstore.h"
+#include "mod_imgstore_image.h"
 
 #include <http_protocol.h>
-#include <http_request.h>
 
 #include <apr_strings.h>
 
 #include <openssl/crypto.h>
 
-#include "imgstore_sniff.h"
-#include "imgstore_token.h"
+#include "imgstore_image.h"
+#include "mod_imgstore_db.h"
+#include "mod_imgstore_response.h"
+#include "mod_imgstore_status.h"
 
 typedef struct {
-    const unsigned char *token;
-    const unsigned char *id;
+    const unsigned char *token; /* the capability, decoded from the URL */
+    const unsigned char *id;    /* its SHA-256: the row's key */
     apr_int64_t now;
     apr_int64_t max_ciphertext;
     /* out */
@@ -24,8 +25,7 @@ typedef struct {
     const char *plain;
     apr_size_t plain_len;
     const char *content_type;
-    apr_int64_t expires_at;
-    apr_status_t open_rv;
+    imgstore_status_e opened;
     int key_id;
 } fetch_baton_t;
 
@@ -48,7 +48,7 @@ static void image_bucket_destroy(void *data)
 
     if (apr_bucket_shared_destroy(b)) {
         OPENSSL_cleanse(b->base, b->len);
-        imgstore_fetched_free(&b->fetched);
+        imgstore_store_fetched_free(&b->fetched);
         apr_bucket_free(b);
     }
 }
@@ -92,51 +92,43 @@ static void discard_fetched(fetch_baton_t *b)
     if (b->plain != NULL) {
         OPENSSL_cleanse((void *)b->plain, b->plain_len);
     }
-    imgstore_fetched_free(&b->fetched);
+    imgstore_store_fetched_free(&b->fetched);
 }
 
 /*
  * Runs while the connection is borrowed: fetch, then decrypt in place. The
  * result outlives the borrowed connection (PGresults are independent of it).
  */
-static imgstore_store_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
     fetch_baton_t *b = baton;
     imgstore_row_t row;
-    imgstore_aad_t aad;
-    imgstore_store_status_e st;
+    imgstore_status_e st;
 
     st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &b->fetched, &row, err);
-    if (st != IMGSTORE_STORE_OK) {
+    if (st != IMGSTORE_OK) {
         return st;
     }
     b->key_id = row.key_id;
-    b->expires_at = row.expires_at;
     b->content_type = apr_pstrdup(p, row.content_type);
-    b->plain_len =
-        row.ciphertext_len >= IMGSTORE_TAG_BYTES ? row.ciphertext_len - IMGSTORE_TAG_BYTES : 0;
-    aad.key_id = row.key_id;
-    aad.id = b->id;
-    aad.content_type = row.content_type;
-    aad.expires_at = row.expires_at;
     /* The value's memory belongs to the fetch, which belongs to us now. */
     b->plain = (const char *)row.ciphertext;
-    b->open_rv = imgstore_open(imgstore_globals.keyring, b->token, &aad, row.nonce, row.ciphertext,
-                               row.ciphertext_len, (unsigned char *)row.ciphertext);
-    return IMGSTORE_STORE_OK;
+    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->token, b->id, &row,
+                                    imgstore_now(), &b->plain_len);
+    return IMGSTORE_OK;
 }
 
-int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const char *hash)
+int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)
 {
     unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES];
     fetch_baton_t b;
     apr_bucket_brigade *bb;
     const char *err = NULL;
-    imgstore_store_status_e st;
+    imgstore_status_e st;
 
     /* Malformed, unknown and expired are the same answer on purpose. */
-    if (!imgstore_token_decode(hash, strlen(hash), token)) {
-        return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
+    if (!imgstore_token_decode(token_text, strlen(token_text), token)) {
+        return imgstore_response_fail(r, IMGSTORE_NOTFOUND, "no such image", NULL);
     }
     imgstore_token_id(token, id);
     memset(&b, 0, sizeof(b));
@@ -146,16 +138,14 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
     st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
     OPENSSL_cleanse(token, sizeof(token));
-    if (st == IMGSTORE_STORE_NOTFOUND) {
-        return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
+    if (st != IMGSTORE_OK) {
+        return imgstore_response_fail(r, st, "no such image", err);
     }
-    if (st != IMGSTORE_STORE_OK) {
-        return imgstore_send_db_error(r, st, err);
-    }
-    if (b.open_rv != APR_SUCCESS) {
+    if (b.opened == IMGSTORE_NOKEY || b.opened == IMGSTORE_TAMPERED ||
+        b.opened == IMGSTORE_INTERNAL) {
         discard_fetched(&b);
-        imgstore_counter_add(IMGSTORE_COUNTER_TAG_FAILURES, 1);
-        if (b.open_rv == APR_NOTFOUND) {
+        imgstore_status_count(IMGSTORE_COUNTER_TAG_FAILURES, 1);
+        if (b.opened == IMGSTORE_NOKEY) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           IMGLOGNO(00040) "image sealed with key id %d, which no "
                                           "ImgStoreKeyFile provides",
@@ -166,19 +156,18 @@ int imgstore_handle_image(request_rec *r, const imgstore_dir_conf_t *dc, const c
                                           "altered or the key file is wrong",
                           b.key_id);
         }
-        return imgstore_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+        return imgstore_response_fail(r, b.opened, NULL, NULL);
     }
-    /* The expiry is authenticated now; check it against the clock once more. */
-    if (b.expires_at <= imgstore_now() ||
-        imgstore_type_from_mime(b.content_type) == IMGSTORE_TYPE_NONE) {
+    if (b.opened != IMGSTORE_OK) {
+        /* Expired since the query, or not a type this module serves. */
         discard_fetched(&b);
-        return imgstore_send_error(r, HTTP_NOT_FOUND, "no such image");
+        return imgstore_response_fail(r, b.opened, "no such image", NULL);
     }
 
-    imgstore_counter_add(IMGSTORE_COUNTER_RETRIEVALS, 1);
-    imgstore_counter_add(IMGSTORE_COUNTER_RETRIEVAL_BYTES, (apr_uint64_t)b.plain_len);
+    imgstore_status_count(IMGSTORE_COUNTER_RETRIEVALS, 1);
+    imgstore_status_count(IMGSTORE_COUNTER_RETRIEVAL_BYTES, (apr_uint64_t)b.plain_len);
     ap_set_content_type(r, b.content_type);
-    imgstore_security_headers(r);
+    imgstore_response_security_headers(r);
     apr_table_setn(r->headers_out, "Content-Security-Policy", "default-src 'none'; sandbox");
     apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
     ap_set_content_length(r, (apr_off_t)b.plain_len);

@@ -3,7 +3,7 @@
  * and inherited by every child, so server-status shows totals for the whole
  * server (reset by a restart, like the rest of the scoreboard).
  */
-#include "mod_imgstore.h"
+#include "mod_imgstore_status.h"
 
 #include <http_protocol.h>
 #include <mod_status.h>
@@ -26,44 +26,44 @@ static const char *const counter_names[IMGSTORE_COUNTER_COUNT] = {
     "RejectedType",      "RejectedQuota",    "DatabaseUnavailable", "DatabaseErrors",
     "TagFailures",       "CleanupPasses",    "RowsDeleted"};
 
-void imgstore_counter_add(imgstore_counter_e which, apr_uint64_t n)
+void imgstore_status_count(imgstore_counter_e which, apr_uint64_t n)
 {
     if (counters != NULL && which < IMGSTORE_COUNTER_COUNT) {
         __atomic_fetch_add(&counters->v[which], n, __ATOMIC_RELAXED);
     }
 }
 
-void imgstore_counter_set_oldest_expired(apr_int64_t age)
+void imgstore_status_set_oldest_expired(apr_int64_t age)
 {
     if (counters != NULL) {
         __atomic_store_n(&counters->oldest_expired_age, age, __ATOMIC_RELAXED);
     }
 }
 
-void imgstore_counter_for_status(int status)
+void imgstore_status_count_answer(int status)
 {
     switch (status) {
         case HTTP_BAD_REQUEST:
         case HTTP_REQUEST_TIME_OUT:
-            imgstore_counter_add(IMGSTORE_COUNTER_REJECT_MALFORMED, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_REJECT_MALFORMED, 1);
             break;
         case HTTP_NOT_FOUND:
-            imgstore_counter_add(IMGSTORE_COUNTER_REJECT_NOT_FOUND, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_REJECT_NOT_FOUND, 1);
             break;
         case HTTP_METHOD_NOT_ALLOWED:
-            imgstore_counter_add(IMGSTORE_COUNTER_REJECT_METHOD, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_REJECT_METHOD, 1);
             break;
         case HTTP_REQUEST_ENTITY_TOO_LARGE:
-            imgstore_counter_add(IMGSTORE_COUNTER_REJECT_TOO_LARGE, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_REJECT_TOO_LARGE, 1);
             break;
         case HTTP_UNSUPPORTED_MEDIA_TYPE:
-            imgstore_counter_add(IMGSTORE_COUNTER_REJECT_TYPE, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_REJECT_TYPE, 1);
             break;
         case HTTP_INSUFFICIENT_STORAGE:
-            imgstore_counter_add(IMGSTORE_COUNTER_REJECT_QUOTA, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_REJECT_QUOTA, 1);
             break;
         case HTTP_SERVICE_UNAVAILABLE:
-            imgstore_counter_add(IMGSTORE_COUNTER_DB_UNAVAILABLE, 1);
+            imgstore_status_count(IMGSTORE_COUNTER_DB_UNAVAILABLE, 1);
             break;
         default:
             break;

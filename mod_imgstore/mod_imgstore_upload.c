@@ -3,24 +3,25 @@
  * type, seal the image in place and insert it in one statement. The body is
  * read completely before a database connection is taken.
  */
-#include "mod_imgstore.h"
+#include "mod_imgstore_upload.h"
 
 #include <http_core.h>
 #include <http_protocol.h>
-#include <http_request.h>
 #include <util_filter.h>
 
 #include <apr_strings.h>
 
-#include <openssl/crypto.h>
-
+#include "imgstore_image.h"
 #include "imgstore_json.h"
 #include "imgstore_multipart.h"
-#include "imgstore_sniff.h"
-#include "imgstore_token.h"
 #include "imgstore_value.h"
+#include "mod_imgstore_db.h"
+#include "mod_imgstore_response.h"
+#include "mod_imgstore_status.h"
 
 #define READ_BLOCK (64 * 1024)
+/* Multipart framing allowed on top of ImgStoreMaxSize before a body is "too large". */
+#define IMGSTORE_BODY_OVERHEAD (64 * 1024)
 
 typedef struct {
     imgstore_row_t row;
@@ -28,32 +29,20 @@ typedef struct {
     int attempts;
 } insert_baton_t;
 
-static imgstore_store_status_e op_insert(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+static imgstore_status_e op_insert(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
     insert_baton_t *b = baton;
-    imgstore_store_status_e st = imgstore_store_insert(conn, p, &b->row, b->max_total, err);
+    imgstore_status_e st = imgstore_store_insert(conn, p, &b->row, b->max_total, err);
 
     /*
      * The id is 256 random bits: finding it taken on a retry means the first
      * attempt committed before its connection broke.
      */
-    if (st == IMGSTORE_STORE_DUPLICATE && b->attempts++ > 0) {
-        return IMGSTORE_STORE_OK;
+    if (st == IMGSTORE_DUPLICATE && b->attempts++ > 0) {
+        return IMGSTORE_OK;
     }
     b->attempts++;
     return st;
-}
-
-static int mp_status_to_http(imgstore_mp_status_e st)
-{
-    switch (st) {
-        case IMGSTORE_MP_ERR_FILE_TOO_BIG:
-            return HTTP_REQUEST_ENTITY_TOO_LARGE;
-        case IMGSTORE_MP_ERR_NOMEM:
-            return HTTP_INTERNAL_SERVER_ERROR;
-        default:
-            return HTTP_BAD_REQUEST;
-    }
 }
 
 /*
@@ -107,40 +96,42 @@ static int read_body(request_rec *r, imgstore_multipart_t *mp, apr_off_t max_bod
                 st = imgstore_multipart_feed(mp, data, len);
                 if (st != IMGSTORE_MP_OK && st != IMGSTORE_MP_DONE) {
                     *why = imgstore_multipart_strerror(st);
-                    return mp_status_to_http(st);
+                    return imgstore_response_status(imgstore_multipart_status(st));
                 }
             }
         }
         apr_brigade_cleanup(bb);
     }
-    apr_table_setn(r->notes, "imgstore-body-read", "1");
+    imgstore_req_get(r)->body_read = 1;
     st = imgstore_multipart_finish(mp);
     if (st != IMGSTORE_MP_DONE) {
         *why = imgstore_multipart_strerror(st);
-        return mp_status_to_http(st);
+        return imgstore_response_status(imgstore_multipart_status(st));
     }
     return OK;
 }
 
-static const char *image_url(request_rec *r, const imgstore_dir_conf_t *dc, const char *hash)
+/* The image's URL: the token's text under the mount. */
+static const char *image_url(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)
 {
     if (dc->base_url != NULL) {
-        return apr_pstrcat(r->pool, dc->base_url, "/image/", hash, NULL);
+        return apr_pstrcat(r->pool, dc->base_url, "/image/", token_text, NULL);
     }
-    return ap_construct_url(r->pool,
-                            apr_pstrcat(r->pool, imgstore_mount_of(r), "/image/", hash, NULL), r);
+    return ap_construct_url(
+        r->pool, apr_pstrcat(r->pool, imgstore_req_get(r)->mount, "/image/", token_text, NULL), r);
 }
 
-static int answer_created(request_rec *r, const imgstore_dir_conf_t *dc, const char *hash,
+/* The answer's "hash" field is the token's text, as it goes into the URL. */
+static int answer_created(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text,
                           const imgstore_row_t *row, apr_int64_t ttl)
 {
     imgstore_json_t *j = imgstore_json_object(r->pool);
-    const char *url = image_url(r, dc, hash), *body;
+    const char *url = image_url(r, dc, token_text), *body;
     char expires[32];
     apr_size_t len;
 
-    imgstore_format_iso8601(expires, row->expires_at);
-    imgstore_json_add_str(j, "hash", hash);
+    imgstore_value_format_iso8601(expires, row->expires_at);
+    imgstore_json_add_str(j, "hash", token_text);
     imgstore_json_add_str(j, "url", url);
     imgstore_json_add_str(j, "expires_at", expires);
     imgstore_json_add_int(j, "expires_in", ttl);
@@ -148,50 +139,74 @@ static int answer_created(request_rec *r, const imgstore_dir_conf_t *dc, const c
     imgstore_json_add_str(j, "type", row->content_type);
     body = imgstore_json_finish(j, &len);
     apr_table_setn(r->headers_out, "Location", url);
-    return imgstore_send_json(r, HTTP_CREATED, body, len);
+    return imgstore_response_json(r, HTTP_CREATED, body, len);
 }
 
-int imgstore_handle_upload(request_rec *r, const imgstore_dir_conf_t *dc)
+/*
+ * Before reading a byte: the Content-Length (-1 if absent or not a number)
+ * must fit, and the body must be multipart/form-data. No 100-continue is
+ * sent for a body refused here. OK or an HTTP status, *why set.
+ */
+static int check_request(request_rec *r, apr_off_t max_body, apr_off_t *clen, const char **boundary,
+                         const char **why)
 {
-    apr_int64_t max_size = imgstore_conf_max_size(dc), ttl = imgstore_conf_ttl(dc);
-    apr_off_t max_body = (apr_off_t)max_size + IMGSTORE_BODY_OVERHEAD;
     const char *ctype = apr_table_get(r->headers_in, "Content-Type");
-    const char *clen = apr_table_get(r->headers_in, "Content-Length");
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    *clen = -1;
+    if (cl != NULL && apr_strtoff(clen, cl, NULL, 10) != APR_SUCCESS) {
+        *clen = -1;
+    }
+    if (*clen > max_body) {
+        *why = "image too large";
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    *why = ctype ? imgstore_multipart_boundary(r->pool, ctype, boundary)
+                 : "expected a multipart/form-data body with the image in field 'file'";
+    return *why != NULL ? HTTP_BAD_REQUEST : OK;
+}
+
+/* The sniffed type, or BAD_TYPE with the client's message in *why. */
+static imgstore_status_e check_type(request_rec *r, const imgstore_dir_conf_t *dc,
+                                    const unsigned char *data, apr_size_t size,
+                                    imgstore_type_e *type, const char **why)
+{
+    *type = imgstore_sniff(data, size);
+    if (*type != IMGSTORE_TYPE_NONE && *type != IMGSTORE_TYPE_SVG &&
+        (imgstore_conf_allow_types(dc) & (int)IMGSTORE_TYPE_BIT(*type))) {
+        return IMGSTORE_OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  IMGLOGNO(00031) "upload refused: type %s not allowed",
+                  *type == IMGSTORE_TYPE_NONE ? "unknown" : imgstore_type_name(*type));
+    *why = *type == IMGSTORE_TYPE_SVG ? "SVG is not accepted" : "not an allowed image type";
+    return IMGSTORE_BAD_TYPE;
+}
+
+int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
+{
+    const imgstore_settings_t *set = imgstore_conf_settings();
+    apr_int64_t max_size = imgstore_conf_max_size(dc), ttl = imgstore_conf_ttl(dc);
+    apr_off_t max_body = (apr_off_t)max_size + IMGSTORE_BODY_OVERHEAD, clen;
     const char *boundary = NULL, *why = NULL, *err = NULL;
-    unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES];
-    unsigned char nonce[IMGSTORE_NONCE_BYTES];
-    char hash[IMGSTORE_TOKEN_CHARS + 1];
+    char token_text[IMGSTORE_TOKEN_CHARS + 1];
     imgstore_mp_limits_t limits = {0};
     imgstore_multipart_t *mp;
-    imgstore_aad_t aad;
+    imgstore_sealed_t sealed;
     insert_baton_t ins;
     imgstore_type_e type;
     unsigned char *data;
     apr_size_t size;
-    imgstore_store_status_e st;
+    imgstore_status_e st;
     int status;
 
-    /* Decided before reading a byte: no 100-continue is sent for a body we refuse. */
-    if (clen != NULL) {
-        apr_off_t n;
-        if (apr_strtoff(&n, clen, NULL, 10) == APR_SUCCESS && n > max_body) {
-            return imgstore_send_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "image too large");
-        }
+    status = check_request(r, max_body, &clen, &boundary, &why);
+    if (status != OK) {
+        return imgstore_response_error(r, status, why);
     }
-    why = ctype ? imgstore_multipart_boundary(r->pool, ctype, &boundary)
-                : "expected a multipart/form-data body with the image in field 'file'";
-    if (why != NULL) {
-        return imgstore_send_error(r, HTTP_BAD_REQUEST, why);
-    }
-
     limits.max_file_bytes = (apr_size_t)max_size;
     limits.tailroom = IMGSTORE_TAG_BYTES;
-    if (clen != NULL) {
-        apr_off_t n;
-        if (apr_strtoff(&n, clen, NULL, 10) == APR_SUCCESS && n > 0) {
-            limits.size_hint = (apr_size_t)n;
-        }
-    }
+    limits.size_hint = clen > 0 ? (apr_size_t)clen : 0;
     mp = imgstore_multipart_create(r->pool, boundary, &limits);
     status = read_body(r, mp, max_body, &why);
     if (status == AP_FILTER_ERROR) {
@@ -199,69 +214,40 @@ int imgstore_handle_upload(request_rec *r, const imgstore_dir_conf_t *dc)
     }
     if (status != OK) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, IMGLOGNO(00030) "upload refused: %s", why);
-        return imgstore_send_error(r, status, why);
+        return imgstore_response_error(r, status, why);
     }
 
     data = imgstore_multipart_file(mp, &size);
-    type = imgstore_sniff(data, size);
-    if (type == IMGSTORE_TYPE_NONE || type == IMGSTORE_TYPE_SVG ||
-        !(imgstore_conf_allow_types(dc) & (int)IMGSTORE_TYPE_BIT(type))) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      IMGLOGNO(00031) "upload refused: type %s not allowed",
-                      type == IMGSTORE_TYPE_NONE ? "unknown" : imgstore_type_name(type));
-        return imgstore_send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                   type == IMGSTORE_TYPE_SVG ? "SVG is not accepted"
-                                                             : "not an allowed image type");
+    st = check_type(r, dc, data, size, &type, &why);
+    if (st != IMGSTORE_OK) {
+        return imgstore_response_fail(r, st, why, NULL);
     }
-
-    if (imgstore_token_new(token) != APR_SUCCESS) {
+    if (imgstore_image_new(&sealed) != IMGSTORE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, IMGLOGNO(00032) "the CSPRNG failed");
-        return imgstore_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+        return imgstore_response_fail(r, IMGSTORE_INTERNAL, NULL, NULL);
     }
-    imgstore_token_id(token, id);
-    memset(&ins, 0, sizeof(ins));
-    ins.row.id = id;
-    ins.row.key_id = imgstore_globals.active_key;
-    ins.row.content_type = imgstore_type_mime(type);
-    ins.row.size = (apr_int64_t)size;
-    {
-        /*
-         * Rounded up to the second, so an image lives at least its TTL; it is
-         * served while the clock is before expires_at, as the answer says.
-         */
-        apr_time_t now = apr_time_now();
-        ins.row.created_at = (apr_int64_t)apr_time_sec(now);
-        ins.row.expires_at =
-            (apr_int64_t)apr_time_sec(now + apr_time_from_sec(ttl) + APR_USEC_PER_SEC - 1);
-    }
-    ins.max_total = imgstore_globals.max_total;
-    aad.key_id = ins.row.key_id;
-    aad.id = id;
-    aad.content_type = ins.row.content_type;
-    aad.expires_at = ins.row.expires_at;
-    if (imgstore_seal(imgstore_globals.keyring, token, &aad, nonce, data, size) != APR_SUCCESS) {
-        OPENSSL_cleanse(token, sizeof(token));
+    st = imgstore_image_seal(&sealed, set->keyring, set->active_key, type, apr_time_now(), ttl,
+                             data, size);
+    if (st != IMGSTORE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, IMGLOGNO(00033) "encryption failed");
-        return imgstore_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal error");
+        return imgstore_response_fail(r, st, NULL, NULL);
     }
-    ins.row.nonce = nonce;
-    ins.row.ciphertext = data;
-    ins.row.ciphertext_len = size + IMGSTORE_TAG_BYTES;
-
+    memset(&ins, 0, sizeof(ins));
+    ins.row = sealed.row;
+    ins.max_total = set->max_total;
     st = imgstore_db_run(r->server, r->pool, op_insert, &ins, &err);
-    if (st == IMGSTORE_STORE_QUOTA) {
-        OPENSSL_cleanse(token, sizeof(token));
+    if (st == IMGSTORE_QUOTA) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       IMGLOGNO(00034) "upload refused: ImgStoreMaxTotal reached");
-        return imgstore_send_error(r, HTTP_INSUFFICIENT_STORAGE, "storage quota is full");
     }
-    if (st != IMGSTORE_STORE_OK) {
-        OPENSSL_cleanse(token, sizeof(token));
-        return imgstore_send_db_error(r, st, err);
+    if (st != IMGSTORE_OK) {
+        imgstore_image_wipe(&sealed);
+        return imgstore_response_fail(r, st, st == IMGSTORE_QUOTA ? "storage quota is full" : NULL,
+                                      err);
     }
-    imgstore_token_encode(token, hash);
-    OPENSSL_cleanse(token, sizeof(token));
-    imgstore_counter_add(IMGSTORE_COUNTER_UPLOADS, 1);
-    imgstore_counter_add(IMGSTORE_COUNTER_UPLOAD_BYTES, (apr_uint64_t)size);
-    return answer_created(r, dc, hash, &ins.row, ttl);
+    imgstore_token_encode(sealed.token, token_text);
+    imgstore_image_wipe(&sealed);
+    imgstore_status_count(IMGSTORE_COUNTER_UPLOADS, 1);
+    imgstore_status_count(IMGSTORE_COUNTER_UPLOAD_BYTES, (apr_uint64_t)size);
+    return answer_created(r, dc, token_text, &ins.row, ttl);
 }

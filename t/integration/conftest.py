@@ -8,7 +8,6 @@ import pytest
 
 from harness import Httpd, Postgres, procs
 from harness import httpd as httpd_mod
-from harness.paths import ROOT  # noqa: F401  (test_920 imports it from here)
 
 
 def pytest_sessionfinish(session, exitstatus):

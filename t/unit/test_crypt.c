@@ -49,7 +49,7 @@ static unsigned char *seal(const imgstore_aad_t *a, const char *msg, size_t len,
 {
     unsigned char *buf = malloc(len + IMGSTORE_TAG_BYTES);
     memcpy(buf, msg, len);
-    ck_assert_int_eq(imgstore_seal(kr, token, a, nonce, buf, len), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_seal(kr, token, a, nonce, buf, len), IMGSTORE_OK);
     return buf;
 }
 
@@ -62,10 +62,10 @@ START_TEST(test_round_trip_and_in_place)
     unsigned char *ct = seal(&a, msg, len, nonce);
 
     ck_assert(memcmp(ct, msg, len) != 0);
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, len + 16, out), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, len + 16, out), IMGSTORE_OK);
     ck_assert_mem_eq(out, msg, len);
     /* Decrypting in place works too. */
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, len + 16, ct), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, len + 16, ct), IMGSTORE_OK);
     ck_assert_mem_eq(ct, msg, len);
     free(ct);
 }
@@ -83,11 +83,11 @@ START_TEST(test_empty_and_large_messages)
         msg[i] = (char)(i * 31);
     }
     ct = seal(&a, msg, big, nonce);
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, big + 16, out), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, big + 16, out), IMGSTORE_OK);
     ck_assert_mem_eq(out, msg, big);
     free(ct);
     ct = seal(&a, "", 0, nonce);
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, 16, out), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, 16, out), IMGSTORE_OK);
     free(ct);
     free(msg);
     free(out);
@@ -118,20 +118,23 @@ START_TEST(test_flipped_bits_fail)
     for (bit = 0; bit < (len + 16) * 8; bit++) {
         ct[bit / 8] ^= (unsigned char)(1u << (bit % 8));
         memset(out, 0xee, sizeof(out));
-        ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, len + 16, out), APR_EINVAL);
+        ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, len + 16, out),
+                         IMGSTORE_TAMPERED);
         /* No unauthenticated plaintext is left behind. */
         ck_assert(memcmp(out, msg, len) != 0);
         ct[bit / 8] ^= (unsigned char)(1u << (bit % 8));
     }
     for (bit = 0; bit < 96; bit++) {
         nonce[bit / 8] ^= (unsigned char)(1u << (bit % 8));
-        ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, len + 16, out), APR_EINVAL);
+        ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, len + 16, out),
+                         IMGSTORE_TAMPERED);
         nonce[bit / 8] ^= (unsigned char)(1u << (bit % 8));
     }
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, len + 16, out), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, len + 16, out), IMGSTORE_OK);
     /* Truncated: shorter than a tag, or a byte missing. */
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, 15, out), APR_EINVAL);
-    ck_assert_int_eq(imgstore_open(kr, token, &a, nonce, ct, len + 15, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, 15, out), IMGSTORE_TAMPERED);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &a, nonce, ct, len + 15, out),
+                     IMGSTORE_TAMPERED);
     free(ct);
 }
 END_TEST
@@ -146,33 +149,40 @@ START_TEST(test_altered_metadata_fails)
 
     b = a;
     b.expires_at += 1;
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     b = a;
     b.expires_at = -a.expires_at;
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     b = a;
     b.content_type = "image/jpeg";
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     b = a;
     b.content_type = "image/pn";
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     /* Wrong key id (a key that exists): different key and different AAD. */
     b = a;
     b.key_id = 2;
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     /* Unknown key id. */
     b = a;
     b.key_id = 3;
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_NOTFOUND);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out), IMGSTORE_NOKEY);
     /* Another row's id. */
     memset(other_id, 0x78, sizeof(other_id));
     b = a;
     b.id = other_id;
-    ck_assert_int_eq(imgstore_open(kr, token, &b, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, token, &b, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     /* Another token derives another key. */
     memcpy(other_token, token, 32);
     other_token[0] ^= 0x80;
-    ck_assert_int_eq(imgstore_open(kr, other_token, &a, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr, other_token, &a, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     free(ct);
 }
 END_TEST
@@ -192,14 +202,15 @@ START_TEST(test_rotation_keeps_old_rows)
     kr2 = imgstore_keyring_create(p2);
     ck_assert_ptr_null(imgstore_keyring_add(kr2, 2, master2));
     ck_assert_ptr_null(imgstore_keyring_add(kr2, 1, master1));
-    ck_assert_int_eq(imgstore_open(kr2, token, &a, nonce, ct, len + 16, out), APR_SUCCESS);
+    ck_assert_int_eq(imgstore_crypt_open(kr2, token, &a, nonce, ct, len + 16, out), IMGSTORE_OK);
     ck_assert_mem_eq(out, msg, len);
     apr_pool_destroy(p2);
     /* The same id bound to a different master key fails. */
     apr_pool_create(&p2, NULL);
     kr2 = imgstore_keyring_create(p2);
     ck_assert_ptr_null(imgstore_keyring_add(kr2, 1, master2));
-    ck_assert_int_eq(imgstore_open(kr2, token, &a, nonce, ct, len + 16, out), APR_EINVAL);
+    ck_assert_int_eq(imgstore_crypt_open(kr2, token, &a, nonce, ct, len + 16, out),
+                     IMGSTORE_TAMPERED);
     apr_pool_destroy(p2);
     free(ct);
 }

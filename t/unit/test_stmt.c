@@ -1,7 +1,8 @@
 /*
  * Tests for named statements on libpq connections, against a real
- * PostgreSQL: IMGSTORE_TEST_CONNINFO names it (t/integration/test_920 runs
- * this program with a cluster of the harness). Without it, every test fails.
+ * PostgreSQL: IMGSTORE_TEST_CONNINFO names it (make check runs this program
+ * through t/unit/stmt-with-pg, which starts a throwaway cluster). Without
+ * it, every test fails.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,7 @@ START_TEST(test_encode_is_43_chars_of_base64url)
     int i, round;
 
     for (round = 0; round < 200; round++) {
-        ck_assert_int_eq(imgstore_token_new(tok), APR_SUCCESS);
+        ck_assert_int_eq(imgstore_token_new(tok), IMGSTORE_OK);
         imgstore_token_encode(tok, hash);
         ck_assert_uint_eq(strlen(hash), IMGSTORE_TOKEN_CHARS);
         for (i = 0; i < IMGSTORE_TOKEN_CHARS; i++) {

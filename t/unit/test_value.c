@@ -109,7 +109,7 @@ START_TEST(test_size_good)
 {
     const good_case *c = &good_sizes[_i];
     apr_int64_t v = -1;
-    const char *err = imgstore_parse_size(c->in, &v);
+    const char *err = imgstore_value_parse_size(c->in, &v);
 
     ck_assert_msg(err == NULL, "\"%s\": unexpected error %s", c->in, err);
     ck_assert_msg(v == c->want, "\"%s\": got %" APR_INT64_T_FMT ", want %" APR_INT64_T_FMT, c->in,
@@ -121,7 +121,7 @@ START_TEST(test_size_bad)
 {
     const bad_case *c = &bad_sizes[_i];
     apr_int64_t v = -12345;
-    const char *err = imgstore_parse_size(c->in, &v);
+    const char *err = imgstore_value_parse_size(c->in, &v);
 
     ck_assert_msg(err != NULL, "\"%s\" accepted as %" APR_INT64_T_FMT, c->in, v);
     ck_assert_msg(strncmp(err, c->reason_prefix, strlen(c->reason_prefix)) == 0,
@@ -134,7 +134,7 @@ START_TEST(test_duration_good)
 {
     const good_case *c = &good_durations[_i];
     apr_int64_t v = -1;
-    const char *err = imgstore_parse_duration(c->in, &v);
+    const char *err = imgstore_value_parse_duration(c->in, &v);
 
     ck_assert_msg(err == NULL, "\"%s\": unexpected error %s", c->in, err);
     ck_assert_msg(v == c->want, "\"%s\": got %" APR_INT64_T_FMT ", want %" APR_INT64_T_FMT, c->in,
@@ -146,7 +146,7 @@ START_TEST(test_duration_bad)
 {
     const bad_case *c = &bad_durations[_i];
     apr_int64_t v = -12345;
-    const char *err = imgstore_parse_duration(c->in, &v);
+    const char *err = imgstore_value_parse_duration(c->in, &v);
 
     ck_assert_msg(err != NULL, "\"%s\" accepted as %" APR_INT64_T_FMT, c->in, v);
     ck_assert_msg(strncmp(err, c->reason_prefix, strlen(c->reason_prefix)) == 0,
@@ -159,8 +159,8 @@ START_TEST(test_null_input)
 {
     apr_int64_t v;
 
-    ck_assert_ptr_nonnull(imgstore_parse_size(NULL, &v));
-    ck_assert_ptr_nonnull(imgstore_parse_duration(NULL, &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_size(NULL, &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_duration(NULL, &v));
 }
 END_TEST
 
@@ -192,7 +192,7 @@ START_TEST(test_iso8601)
     char buf[32];
 
     memset(buf, 'X', sizeof(buf));
-    imgstore_format_iso8601(buf, c->epoch);
+    imgstore_value_format_iso8601(buf, c->epoch);
     ck_assert_str_eq(buf, c->want);
     /* only the 21 bytes the header promises are written */
     ck_assert_int_eq(buf[21], 'X');

@@ -1,0 +1,119 @@
+/* Route parsing and token redaction of a path: see imgstore_route.h. */
+#include "imgstore_route.h"
+
+#include <string.h>
+
+#define IMAGE_PREFIX "/image/"
+
+imgstore_route_e imgstore_route_parse(const char *rest, const char **token_text)
+{
+    *token_text = NULL;
+    if (!strcmp(rest, "/upload")) {
+        return IMGSTORE_ROUTE_UPLOAD;
+    }
+    if (!strcmp(rest, "/cleanup")) {
+        return IMGSTORE_ROUTE_CLEANUP;
+    }
+    if (!strcmp(rest, "/health")) {
+        return IMGSTORE_ROUTE_HEALTH;
+    }
+    if (!strncmp(rest, IMAGE_PREFIX, sizeof(IMAGE_PREFIX) - 1)) {
+        *token_text = rest + sizeof(IMAGE_PREFIX) - 1;
+        return IMGSTORE_ROUTE_IMAGE;
+    }
+    return IMGSTORE_ROUTE_NONE;
+}
+
+const char *imgstore_route_under(const char *uri, const char *mount)
+{
+    apr_size_t len = strlen(mount);
+
+    while (len > 0 && mount[len - 1] == '/') {
+        len--;
+    }
+    if (strncmp(uri, mount, len) != 0 || (uri[len] != '/' && uri[len] != '\0')) {
+        return NULL;
+    }
+    return uri + len;
+}
+
+const char *imgstore_route_allow(imgstore_route_e route)
+{
+    switch (route) {
+        case IMGSTORE_ROUTE_UPLOAD:
+            return "POST, OPTIONS";
+        case IMGSTORE_ROUTE_IMAGE:
+        case IMGSTORE_ROUTE_CLEANUP:
+        case IMGSTORE_ROUTE_HEALTH:
+            return "GET, HEAD, OPTIONS";
+        default:
+            return NULL;
+    }
+}
+
+/* Whether seg (len bytes) is one of the mount's own path segments: those stay readable. */
+static int is_mount_segment(const char *mount, const char *seg, apr_size_t len)
+{
+    const char *m = mount;
+
+    while (m != NULL && *m != '\0') {
+        apr_size_t mlen;
+
+        m += strspn(m, "/");
+        mlen = strcspn(m, "/");
+        if (mlen == len && mlen > 0 && strncmp(m, seg, len) == 0) {
+            return 1;
+        }
+        m += mlen;
+    }
+    return 0;
+}
+
+char *imgstore_route_redact(apr_pool_t *p, const char *s, int request_line, const char *mount)
+{
+    const char *path = s, *path_end, *cur;
+    int changed = 0;
+    char *out, *o;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    if (request_line) {
+        /* The path starts after the method. */
+        const char *sp = strchr(s, ' ');
+        if (sp == NULL) {
+            return (char *)s;
+        }
+        path = sp + 1;
+    }
+    path_end = path + strcspn(path, request_line ? "?# \t" : "?#");
+    /* A cut segment of 7 or 8 characters grows by up to 2: room for the worst case. */
+    o = out = apr_palloc(p, 2 * strlen(s) + 1);
+    memcpy(o, s, (apr_size_t)(path - s));
+    o += path - s;
+    for (cur = path; cur < path_end;) {
+        apr_size_t len = strcspn(cur, "/");
+        if (cur + len > path_end) {
+            len = (apr_size_t)(path_end - cur);
+        }
+        if (len > IMGSTORE_REDACT_KEEP && !is_mount_segment(mount, cur, len)) {
+            memcpy(o, cur, IMGSTORE_REDACT_KEEP);
+            memcpy(o + IMGSTORE_REDACT_KEEP, "...", 3);
+            o += IMGSTORE_REDACT_KEEP + 3;
+            changed = 1;
+        } else {
+            memcpy(o, cur, len);
+            o += len;
+        }
+        cur += len;
+        if (cur < path_end) {
+            *o++ = *cur++; /* the '/' */
+        }
+    }
+    if (!changed) {
+        return (char *)s;
+    }
+    /* The query and, in the request line, the protocol. */
+    strcpy(o, cur);
+    return out;
+}

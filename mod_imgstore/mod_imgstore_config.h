@@ -1,0 +1,65 @@
+/*
+ * Directives and configuration: the per-server and per-mount structs (UNSET
+ * sentinel, one merge line per field), and the server-wide settings, which
+ * are settled in post_config and read-only afterwards.
+ */
+#ifndef MOD_IMGSTORE_CONFIG_H
+#define MOD_IMGSTORE_CONFIG_H
+
+#include "mod_imgstore_private.h"
+
+#include "imgstore_crypt.h"
+
+#define IMGSTORE_UNSET -1
+
+#define IMGSTORE_DEFAULT_TTL 300
+#define IMGSTORE_DEFAULT_MAX_SIZE (10 * 1024 * 1024)
+#define IMGSTORE_DEFAULT_CLEANUP_INTERVAL 60
+
+typedef struct {
+    const char *path;
+    int key_id;
+} imgstore_key_file_t;
+
+/* Server-wide directives: only the main server's values are used (GLOBAL_ONLY directives). */
+typedef struct {
+    apr_array_header_t *key_files; /* imgstore_key_file_t */
+    int active_key;                /* key id, IMGSTORE_UNSET */
+    apr_int64_t cleanup_interval;  /* seconds, IMGSTORE_UNSET */
+    apr_int64_t max_total;         /* bytes, 0 = off, IMGSTORE_UNSET */
+} imgstore_srv_conf_t;
+
+/* Per mount (<Location>), defaulted from the server level. */
+typedef struct {
+    /* Paths of the sections holding ImgStore directives, outermost first. */
+    apr_array_header_t *mounts;
+    apr_int64_t ttl;      /* seconds */
+    apr_int64_t max_size; /* bytes */
+    int allow_types;      /* IMGSTORE_TYPE_BIT mask */
+    const char *base_url; /* NULL: build from the request */
+} imgstore_dir_conf_t;
+
+/* The server-wide settings with defaults applied: written in post_config, read-only after. */
+typedef struct {
+    imgstore_keyring_t *keyring; /* NULL until post_config */
+    int active_key;              /* 0: no key file configured */
+    apr_int64_t cleanup_interval;
+    apr_int64_t max_total; /* 0 = off */
+} imgstore_settings_t;
+
+extern const command_rec imgstore_cmds[];
+void *imgstore_conf_create_srv(apr_pool_t *p, server_rec *s);
+void *imgstore_conf_merge_srv(apr_pool_t *p, void *basev, void *addv);
+void *imgstore_conf_create_dir(apr_pool_t *p, char *dir);
+void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
+
+/* Effective per-mount values with defaults applied. */
+apr_int64_t imgstore_conf_ttl(const imgstore_dir_conf_t *dc);
+apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc);
+int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc);
+
+/* Load the key files and settle the settings; 0 after logging why startup must fail. */
+int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s);
+const imgstore_settings_t *imgstore_conf_settings(void);
+
+#endif
