@@ -367,7 +367,7 @@ static int strip_webp(const unsigned char *in, apr_size_t len, unsigned char *ou
                 if (end - pos > total) {
                     r->removed = 1;
                 }
-                pos = end;
+                first = 0;
                 break;
             }
         }
