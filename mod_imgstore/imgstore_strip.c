@@ -49,6 +49,31 @@ static void put_le32(unsigned char *p, apr_uint32_t v)
     p[3] = (unsigned char)((v >> 24) & 0xFF);
 }
 
+static void put_be32(unsigned char *p, apr_uint32_t v)
+{
+    p[0] = (unsigned char)((v >> 24) & 0xFF);
+    p[1] = (unsigned char)((v >> 16) & 0xFF);
+    p[2] = (unsigned char)((v >> 8) & 0xFF);
+    p[3] = (unsigned char)(v & 0xFF);
+}
+
+/* The CRC-32 of PNG chunks (ISO 3309, reflected 0xEDB88320); bitwise: it
+ * only ever covers the 30 bytes of a minimal eXIf chunk. */
+static apr_uint32_t png_crc(const unsigned char *p, apr_size_t n)
+{
+    apr_uint32_t c = 0xFFFFFFFFu;
+    apr_size_t i;
+    int k;
+
+    for (i = 0; i < n; i++) {
+        c ^= p[i];
+        for (k = 0; k < 8; k++) {
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        }
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
 /* Whether the n bytes at p start with the string s (length sn). */
 static int starts_with(const unsigned char *p, apr_size_t n, const char *s, apr_size_t sn)
 {
@@ -66,37 +91,39 @@ static void emit(unsigned char *out, apr_size_t *w, const unsigned char *in, apr
 }
 
 /*
- * The minimal EXIF that replaces a JPEG's APP1 Exif segment: big-endian
- * TIFF header, IFD0 with the single entry Orientation (0x0112, SHORT, 1),
- * no next IFD. The value goes at JPEG_EXIF_ORIENTATION_AT.
+ * The minimal EXIF (a TIFF structure) that replaces a file's EXIF when the
+ * original has a valid Orientation: big-endian header, IFD0 holding the one
+ * entry Orientation (0x0112, SHORT, count 1), no next IFD. JPEG wraps it in
+ * APP1 "Exif\0\0", PNG in an eXIf chunk, WebP in an EXIF chunk.
  *
- *   FFE1 len=34 | "Exif" 0 0 | "MM" 002A 00000008 | 0001 | 0112 0003 00000001 00vv 0000 | 00000000
+ *   "MM" 002A 00000008 | 0001 | 0112 0003 00000001 00vv 0000 | 00000000
  */
-#define JPEG_EXIF_MINIMAL_LEN 36
-#define JPEG_EXIF_ORIENTATION_AT 29
-static const unsigned char jpeg_exif_minimal[JPEG_EXIF_MINIMAL_LEN] = {
-    0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0x00, 0x00, 'M',  'M',
-    0x00, 0x2A, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x01, 0x12, 0x00, 0x03,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+#define EXIF_MINIMAL_LEN 26
+static void exif_minimal(unsigned char *t, unsigned int orientation)
+{
+    static const unsigned char tiff[EXIF_MINIMAL_LEN] = {
+        'M',  'M',  0x00, 0x2A, 0x00, 0x00, 0x00, 0x08, 0x00, 0x01, 0x01, 0x12, 0x00,
+        0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+
+    memcpy(t, tiff, EXIF_MINIMAL_LEN);
+    t[19] = (unsigned char)orientation;
+}
 
 /*
- * The Orientation (1-8) in IFD0 of an APP1 Exif payload, or 0 when there is
+ * The Orientation (1-8) in IFD0 of a TIFF structure, or 0 when there is
  * none, it is not a single SHORT, or the structure does not hold.
  *
- *   "Exif" 0 0 | "II" 2A00 | "MM" 002A, IFD0 offset(4) | ... | count(2) entries(12 each)
+ *   "II" 2A00 | "MM" 002A, IFD0 offset(4) | ... | count(2) entries(12 each)
  *   entry: tag(2) type(2) count(4) value-or-offset(4)
  */
-static unsigned int jpeg_exif_orientation(const unsigned char *p, apr_size_t n)
+static unsigned int exif_orientation(const unsigned char *t, apr_size_t tlen)
 {
-    const unsigned char *t;
-    apr_size_t tlen, ifd, i, count;
+    apr_size_t ifd, i, count;
     int big;
 
-    if (!starts_with(p, n, "Exif\0\0", 6) || n - 6 < 8) {
+    if (tlen < 8) {
         return 0;
     }
-    t = p + 6;
-    tlen = n - 6;
     if (t[0] == 'M' && t[1] == 'M') {
         big = 1;
     } else if (t[0] == 'I' && t[1] == 'I') {
@@ -131,6 +158,24 @@ static unsigned int jpeg_exif_orientation(const unsigned char *p, apr_size_t n)
         return (value >= 1 && value <= 8) ? value : 0;
     }
     return 0;
+}
+
+/*
+ * Put the unit that replaces in[start, end) -- repl, n bytes, n never more
+ * than end - start (the caller checks) -- at out + *w. When the unit already
+ * is repl, it is copied as it stands and nothing counts as removed.
+ */
+static void emit_replacement(unsigned char *out, apr_size_t *w, const unsigned char *in,
+                             apr_size_t start, apr_size_t end, const unsigned char *repl,
+                             apr_size_t n, strip_result *r)
+{
+    if (end - start == n && memcmp(in + start, repl, n) == 0) {
+        emit(out, w, in, start, n);
+        return;
+    }
+    memmove(out + *w, repl, n);
+    *w += n;
+    r->removed = 1;
 }
 
 /* Whether a JPEG marker segment (marker m, payload p of n bytes) is kept. */
@@ -195,28 +240,19 @@ static int strip_jpeg(const unsigned char *in, apr_size_t len, unsigned char *ou
             return 0;
         }
         if (marker == 0xE1 && starts_with(in + pos + 2, seglen - 2, "Exif\0\0", 6)) {
+            /* FFE1 len=34 "Exif" 0 0 | minimal TIFF */
+            unsigned char seg[10 + EXIF_MINIMAL_LEN] = {
+                0xFF, 0xE1, 0x00, 8 + EXIF_MINIMAL_LEN, 'E', 'x', 'i', 'f', 0, 0};
             unsigned int orientation = 0;
 
             if (!exif_seen) {
-                orientation = jpeg_exif_orientation(in + pos + 2, seglen - 2);
+                orientation = exif_orientation(in + pos + 8, seglen - 8);
             }
             exif_seen = 1;
-            /* Read before writing: out may be in. The minimal segment never
-             * outgrows the one it replaces (checked, not assumed). */
-            if (orientation != 0 && JPEG_EXIF_MINIMAL_LEN <= pos + seglen - start) {
-                if (pos - start == 2 && seglen + 2 == JPEG_EXIF_MINIMAL_LEN &&
-                    memcmp(in + start, jpeg_exif_minimal, JPEG_EXIF_ORIENTATION_AT) == 0 &&
-                    in[start + JPEG_EXIF_ORIENTATION_AT] == orientation &&
-                    memcmp(in + start + JPEG_EXIF_ORIENTATION_AT + 1,
-                           jpeg_exif_minimal + JPEG_EXIF_ORIENTATION_AT + 1,
-                           JPEG_EXIF_MINIMAL_LEN - JPEG_EXIF_ORIENTATION_AT - 1) == 0) {
-                    emit(out, &w, in, start, JPEG_EXIF_MINIMAL_LEN); /* already minimal */
-                } else {
-                    memmove(out + w, jpeg_exif_minimal, JPEG_EXIF_MINIMAL_LEN);
-                    out[w + JPEG_EXIF_ORIENTATION_AT] = (unsigned char)orientation;
-                    w += JPEG_EXIF_MINIMAL_LEN;
-                    r->removed = 1;
-                }
+            /* Read before writing (out may be in); never outgrow the original. */
+            if (orientation != 0 && sizeof(seg) <= pos + seglen - start) {
+                exif_minimal(seg + 10, orientation);
+                emit_replacement(out, &w, in, start, pos + seglen, seg, sizeof(seg), r);
             } else {
                 r->removed = 1;
             }
@@ -270,6 +306,7 @@ static int strip_png(const unsigned char *in, apr_size_t len, unsigned char *out
 {
     apr_size_t pos = 8;
     apr_size_t w = 0;
+    int exif_seen = 0;
 
     emit(out, &w, in, 0, 8);
     for (;;) {
@@ -289,7 +326,21 @@ static int strip_png(const unsigned char *in, apr_size_t len, unsigned char *out
         total = 12 + (apr_size_t)clen;
         /* Decide before copying: with out == in the copy moves these bytes. */
         iend = memcmp(type, "IEND", 4) == 0;
-        if (png_drop_chunk(type)) {
+        if (memcmp(type, "eXIf", 4) == 0 && !exif_seen) {
+            /* len=26 "eXIf" minimal TIFF crc */
+            unsigned char chunk[12 + EXIF_MINIMAL_LEN] = {0,   0,   0,   EXIF_MINIMAL_LEN,
+                                                          'e', 'X', 'I', 'f'};
+            unsigned int orientation = exif_orientation(type + 4, clen);
+
+            exif_seen = 1;
+            if (orientation != 0 && sizeof(chunk) <= total) {
+                exif_minimal(chunk + 8, orientation);
+                put_be32(chunk + 8 + EXIF_MINIMAL_LEN, png_crc(chunk + 4, 4 + EXIF_MINIMAL_LEN));
+                emit_replacement(out, &w, in, pos, pos + total, chunk, sizeof(chunk), r);
+            } else {
+                r->removed = 1;
+            }
+        } else if (png_drop_chunk(type)) {
             r->removed = 1;
         } else {
             emit(out, &w, in, pos, total);
@@ -323,6 +374,8 @@ static int strip_webp(const unsigned char *in, apr_size_t len, unsigned char *ou
     apr_size_t w = 0;
     apr_size_t vp8x = 0; /* offset in out of the VP8X flags byte, 0 when none */
     int first = 1;
+    int exif_seen = 0;
+    int exif_kept = 0;
 
     if (len < 12) {
         return 0;
@@ -353,7 +406,30 @@ static int strip_webp(const unsigned char *in, apr_size_t len, unsigned char *ou
             if (first) {
                 return 0;
             }
-            r->removed = 1;
+            if (cc[0] == 'E' && !exif_seen) {
+                /* "EXIF" size=26 minimal TIFF; some writers put "Exif\0\0" first */
+                unsigned char chunk[8 + EXIF_MINIMAL_LEN] = {'E', 'X', 'I', 'F', EXIF_MINIMAL_LEN,
+                                                             0,   0,   0};
+                const unsigned char *d = in + pos + 8;
+                apr_size_t dn = csize;
+                unsigned int orientation;
+
+                if (starts_with(d, dn, "Exif\0\0", 6)) {
+                    d += 6;
+                    dn -= 6;
+                }
+                orientation = exif_orientation(d, dn);
+                exif_seen = 1;
+                if (orientation != 0 && sizeof(chunk) <= total) {
+                    exif_minimal(chunk + 8, orientation);
+                    emit_replacement(out, &w, in, pos, pos + total, chunk, sizeof(chunk), r);
+                    exif_kept = 1;
+                } else {
+                    r->removed = 1;
+                }
+            } else {
+                r->removed = 1;
+            }
         } else {
             if (memcmp(cc, "VP8X", 4) == 0) {
                 if (!first || csize < 10) {
@@ -383,6 +459,9 @@ static int strip_webp(const unsigned char *in, apr_size_t len, unsigned char *ou
     if (r->removed) {
         if (vp8x != 0) {
             out[vp8x] &= (unsigned char)~(WEBP_VP8X_EXIF | WEBP_VP8X_XMP);
+            if (exif_kept) {
+                out[vp8x] |= WEBP_VP8X_EXIF;
+            }
         }
         put_le32(out + 4, (apr_uint32_t)(w - 8));
     }

@@ -22,7 +22,7 @@ typedef struct {
     const char *file; /* under $IMGSTORE_TEST_DATA */
     imgstore_type_e type;
     imgstore_strip_e status;
-    unsigned int orientation;       /* JPEG: the Orientation the minimal EXIF must hold, or 0 */
+    unsigned int orientation;       /* the Orientation the minimal EXIF must hold, or 0 */
     const char *gone[MAX_PATTERNS]; /* byte strings that must not survive */
     const char *kept[MAX_PATTERNS]; /* byte strings that must survive */
 } sample_case;
@@ -53,8 +53,8 @@ static const sample_case samples[] = {
     {"meta/text.png",
      IMGSTORE_TYPE_PNG,
      IMGSTORE_STRIP_STRIPPED,
-     0,
-     {"tEXt", "zTXt", "iTXt", "tIME", "eXIf", COMMENT, "ImgStoreCam", "Jane Uploader"},
+     6,
+     {"tEXt", "zTXt", "iTXt", "tIME", COMMENT, "ImgStoreCam", "Jane Uploader"},
      {"IHDR", "iCCP", "IDAT", "IEND"}},
     {"meta/anim.png",
      IMGSTORE_TYPE_PNG,
@@ -65,8 +65,8 @@ static const sample_case samples[] = {
     {"meta/exif.webp",
      IMGSTORE_TYPE_WEBP,
      IMGSTORE_STRIP_STRIPPED,
-     0,
-     {"EXIF", "XMP ", SERIAL, "ImgStoreCam", "home of Jane"},
+     6,
+     {"XMP ", SERIAL, "ImgStoreCam", "home of Jane"},
      {"VP8X", "ICCP", "VP8 ", "acsp"}},
     {"meta/lossless.webp",
      IMGSTORE_TYPE_WEBP,
@@ -171,6 +171,51 @@ static const unsigned char *jpeg_find_exif(const unsigned char *p, size_t n, siz
     return NULL;
 }
 
+/* The TIFF structure of a stripped file's EXIF (JPEG APP1, PNG eXIf, WebP EXIF), or NULL. */
+static const unsigned char *find_exif(imgstore_type_e type, const unsigned char *p, size_t n,
+                                      size_t *tiff_len)
+{
+    size_t pos, seglen = 0;
+    const unsigned char *seg;
+
+    switch (type) {
+        case IMGSTORE_TYPE_JPEG:
+            seg = jpeg_find_exif(p, n, &seglen);
+            if (seg == NULL) {
+                return NULL;
+            }
+            ck_assert_uint_ge(seglen, 10);
+            *tiff_len = seglen - 10;
+            return seg + 10;
+        case IMGSTORE_TYPE_PNG:
+            for (pos = 8; pos + 12 <= n;) {
+                size_t clen = ((size_t)p[pos] << 24) | ((size_t)p[pos + 1] << 16) |
+                              ((size_t)p[pos + 2] << 8) | p[pos + 3];
+
+                if (memcmp(p + pos + 4, "eXIf", 4) == 0) {
+                    *tiff_len = clen;
+                    return p + pos + 8;
+                }
+                pos += 12 + clen;
+            }
+            return NULL;
+        case IMGSTORE_TYPE_WEBP:
+            for (pos = 12; pos + 8 <= n;) {
+                size_t csize = (size_t)p[pos + 4] | ((size_t)p[pos + 5] << 8) |
+                               ((size_t)p[pos + 6] << 16) | ((size_t)p[pos + 7] << 24);
+
+                if (memcmp(p + pos, "EXIF", 4) == 0) {
+                    *tiff_len = csize;
+                    return p + pos + 8;
+                }
+                pos += 8 + csize + (csize & 1);
+            }
+            return NULL;
+        default:
+            return NULL;
+    }
+}
+
 START_TEST(test_strip_sample)
 {
     const sample_case *c = &samples[_i];
@@ -199,23 +244,23 @@ START_TEST(test_strip_sample)
     for (k = 0; k < MAX_PATTERNS && c->kept[k] != NULL; k++) {
         ck_assert_msg(contains(out, out_len, c->kept[k]), "%s: \"%s\" lost", c->file, c->kept[k]);
     }
-    if (c->type == IMGSTORE_TYPE_JPEG && st == IMGSTORE_STRIP_STRIPPED) {
-        size_t seglen = 0;
-        const unsigned char *exif = jpeg_find_exif(out, out_len, &seglen);
+    if (st == IMGSTORE_STRIP_STRIPPED) {
+        size_t tiff_len = 0;
+        const unsigned char *tiff = find_exif(c->type, out, out_len, &tiff_len);
 
         if (c->orientation == 0) {
-            ck_assert_msg(exif == NULL, "%s: an EXIF segment is left", c->file);
+            ck_assert_msg(tiff == NULL, "%s: an EXIF is left", c->file);
         } else {
             /* Minimal: header, one IFD0 entry (Orientation, SHORT, 1), no next IFD. */
-            static const unsigned char want[36] = {
-                0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 0x2A, 0, 0, 0, 8,
-                0,    1,    0x01, 0x12, 0,   3,   0,   0,   0, 1, 0,   0,   0, 0,    0, 0, 0, 0};
+            static const unsigned char want[26] = {'M', 'M',  0,    0x2A, 0, 0, 0, 8, 0,
+                                                   1,   0x01, 0x12, 0,    3, 0, 0, 0, 1,
+                                                   0,   0,    0,    0,    0, 0, 0, 0};
 
-            ck_assert_ptr_nonnull(exif);
-            ck_assert_uint_eq(seglen, 36);
-            ck_assert_mem_eq(exif, want, 29);
-            ck_assert_uint_eq(exif[29], c->orientation);
-            ck_assert_mem_eq(exif + 30, want + 30, 6);
+            ck_assert_msg(tiff != NULL, "%s: Orientation lost", c->file);
+            ck_assert_uint_eq(tiff_len, 26);
+            ck_assert_mem_eq(tiff, want, 19);
+            ck_assert_uint_eq(tiff[19], c->orientation);
+            ck_assert_mem_eq(tiff + 20, want + 20, 6);
         }
     }
     if (c->type == IMGSTORE_TYPE_WEBP) {
@@ -224,7 +269,9 @@ START_TEST(test_strip_sample)
 
         ck_assert_uint_eq(riff + 8, out_len);
         if (memcmp(out + 12, "VP8X", 4) == 0) {
-            ck_assert_uint_eq(out[20] & 0x0C, 0); /* EXIF and XMP flags cleared */
+            /* XMP flag cleared; EXIF flag set exactly when the minimal EXIF is there */
+            ck_assert_uint_eq(out[20] & 0x04, 0);
+            ck_assert_uint_eq(out[20] & 0x08, c->orientation ? 0x08 : 0);
             if (contains(out, out_len, "ICCP")) {
                 ck_assert_uint_eq(out[20] & 0x20, 0x20);
             }
