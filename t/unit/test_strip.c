@@ -447,6 +447,9 @@ static const exif_case exif_cases[] = {
          "Exif\0\0MI\0\x2A\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0", 0),
     EXIF("bad TIFF magic",
          "Exif\0\0MM\0\x2B\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0", 0),
+    /* Readable, but 32 bytes: the 36-byte minimal EXIF would make the file grow. */
+    EXIF("orientation without next-IFD offset",
+         "Exif\0\0MM\0\x2A\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0", 0),
     EXIF("header only", "Exif\0\0", 0),
     EXIF("TIFF header cut", "Exif\0\0MM\0\x2A\0\0", 0),
     EXIF("orientation entry cut short",
