@@ -294,6 +294,30 @@ START_TEST(test_window_lookup_advance_and_wipe)
 }
 END_TEST
 
+/* When its pool is cleared (child exit, graceful restart), the window wipes what it holds. */
+START_TEST(test_window_wiped_with_its_pool)
+{
+    imgstore_expkey_state_t st = state_at(10, 1000);
+    apr_pool_t *sub;
+    imgstore_expkey_window_t *w;
+    unsigned char got[32];
+    const void *mem;
+    apr_size_t len;
+
+    apr_pool_create(&sub, pool);
+    w = imgstore_expkey_window_create(sub, &st, 5, 100);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(imgstore_expkey_window_get(w, 1011, 10005, got), IMGSTORE_EXPKEY_OK);
+    imgstore_expkey_window_memory(w, &mem, &len);
+    ck_assert(!all_zero(mem, len));
+    ck_assert_ptr_nonnull(memmem(mem, len, st.secret, 32));
+    /* Cleared, not destroyed: the pool keeps the block, so it can still be read here. */
+    apr_pool_clear(sub);
+    ck_assert(all_zero(mem, len));
+    apr_pool_destroy(sub);
+}
+END_TEST
+
 /* P = 1 s with a day's TTL: checkpoints, not every secret; still exact and still wiped. */
 START_TEST(test_window_checkpoints)
 {
@@ -504,6 +528,9 @@ START_TEST(test_file_problems)
     assert_refused(write_file("long", bad, 121, 0600), geteuid(), 600, "wrong size");
     assert_refused(write_file("empty", "", 0, 0600), geteuid(), 600, "wrong size");
     assert_refused(dir, geteuid(), 600, "not a regular file");
+    if (geteuid() == 0) {
+        assert_refused("/dev/null", 0, 600, "not a regular file");
+    }
     path = write_file("target", kat_file, 120, 0600);
     snprintf(link, sizeof(link), "%s/link", dir);
     unlink(link);
@@ -639,6 +666,7 @@ int main(void)
     tcase_add_test(tc, test_v2_known_answer);
     tcase_add_test(tc, test_v2_round_trip_and_tampering);
     tcase_add_test(tc, test_window_lookup_advance_and_wipe);
+    tcase_add_test(tc, test_window_wiped_with_its_pool);
     tcase_add_test(tc, test_window_checkpoints);
     tcase_add_test(tc, test_window_seal_open_until_gone);
     tcase_add_test(tc, test_file_format_known_bytes);
