@@ -58,7 +58,16 @@
  * in the file must equal the configured one: changing P needs a new chain,
  * i.e. a new file, which makes every live image unreadable. Rewritten
  * atomically: "<path>.tmp" (O_EXCL, 0600), write, fsync, rename over path,
- * fsync of the directory; a leftover "<path>.tmp" is removed first.
+ * fsync of the directory; a leftover "<path>.tmp" is removed first. (The
+ * replaced file's blocks are freed, not overwritten: on a disk that keeps
+ * freed blocks readable, put the file on tmpfs or an encrypted volume.)
+ *
+ * Who calls what. The parent runs imgstore_expkey_file_sync at startup and
+ * at each period boundary and builds a window from the state; children
+ * inherit the window at fork and call imgstore_expkey_window_advance on a
+ * timer as well as looking secrets up. Grace = clock skew allowance + one
+ * cleanup interval: S_e is erased at (e + 1) * P + grace, so at most one
+ * period plus the grace after an image expires its secret is gone.
  *
  * Core unit: libc, APR and OpenSSL only. One result convention: a status
  * and, for file problems, a sentence that names the file and the problem.
