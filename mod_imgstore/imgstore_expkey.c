@@ -444,6 +444,7 @@ imgstore_expkey_status_e imgstore_expkey_file_sync(apr_pool_t *p, const char *pa
         return rv;
     }
     if (missing) {
+        *reason = NULL;
         st->period = period;
         st->e = target;
         if (RAND_priv_bytes(st->secret, SB) != 1) {

@@ -470,6 +470,7 @@ START_TEST(test_file_created_when_missing)
     ck_assert_int_eq(
         imgstore_expkey_file_sync(pool, path, geteuid(), 600, 90, 1800000089, &st, &why),
         IMGSTORE_EXPKEY_CREATED);
+    ck_assert_ptr_null(why);
     ck_assert_int_eq(stat(path, &sb), 0);
     ck_assert(S_ISREG(sb.st_mode));
     ck_assert_uint_eq(sb.st_mode & 07777, 0600);
