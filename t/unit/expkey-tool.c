@@ -103,7 +103,7 @@ static int seal_cmd(apr_pool_t *p, char **argv, int v1)
     aad.id = id;
     aad.content_type = argv[7];
     aad.expires_at = now + ttl;
-    if (v1 ? imgstore_seal(kr, token, &aad, nonce, buf, len) != APR_SUCCESS
+    if (v1 ? imgstore_crypt_seal(kr, token, &aad, nonce, buf, len) != IMGSTORE_OK
            : imgstore_expkey_window_seal(w, keys, now, token, &aad, &e, nonce, buf, len) !=
                  IMGSTORE_EXPKEY_OK) {
         free(buf);
