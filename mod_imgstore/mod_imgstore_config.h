@@ -37,6 +37,7 @@ typedef struct {
     apr_int64_t max_size; /* bytes */
     int allow_types;      /* IMGSTORE_TYPE_BIT mask */
     const char *base_url; /* NULL: build from the request */
+    int upload_page;      /* ImgStoreUploadPage: serve the page at the mount, IMGSTORE_UNSET */
 } imgstore_dir_conf_t;
 
 /* The server-wide settings with defaults applied: written in post_config, read-only after. */
@@ -57,6 +58,7 @@ void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
 apr_int64_t imgstore_conf_ttl(const imgstore_dir_conf_t *dc);
 apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc);
 int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc);
+int imgstore_conf_upload_page(const imgstore_dir_conf_t *dc);
 
 /* Load the key files and settle the settings; 0 after logging why startup must fail. */
 int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s);
