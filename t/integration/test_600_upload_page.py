@@ -174,6 +174,31 @@ def test_605_upload_page_off_leaves_the_mount_a_json_404(srv):
     assert r.status_code == 201, r.text
 
 
+def test_606_the_sharex_uploader_file_and_the_flameshot_line_work_as_shipped(srv, tmp_path):
+    """conf/imgstore.sxcu is what ShareX sends: its form fields and file field, its URL
+    template on the JSON answer. conf/imgstore-flameshot.sh's pipeline with the screenshot
+    tool and the clipboard replaced by cat gives a link to the bytes."""
+    sx = json.load(open(os.path.join(H.ROOT, "conf", "imgstore.sxcu")))
+    assert sx["DestinationType"] == "ImageUploader" and sx["Body"] == "MultipartFormData"
+    assert sx["RequestURL"].endswith("/upload") and sx["RequestMethod"] == "POST"
+    url = srv.url("/img/upload")
+    r = requests.post(url, data=sx["Arguments"], timeout=30,
+                      files={sx["FileFormName"]: ("shot.png", read("sample.png"), "image/png")})
+    assert r.status_code == 201, r.text
+    link = re.sub(r"\{json:(\w+)\}", lambda m: r.json()[m.group(1)], sx["URL"])
+    assert fetch(link).content == read("sample.png")
+    assert sx["ErrorMessage"] == "{json:error}"
+    line = open(os.path.join(H.ROOT, "conf", "imgstore-flameshot.sh")).read().strip().splitlines()[-1]
+    assert line.startswith("flameshot gui --raw | ") and line.endswith(" | xclip -selection clipboard")
+    cmd = line.replace("flameshot gui --raw", "cat " + image("sample.png")).replace(
+        "xclip -selection clipboard", "cat")
+    out = subprocess.run(["sh", "-c", cmd], env=dict(os.environ, IMGSTORE_URL=srv.url("/img")),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(srv.url("/img/image/")), out.stdout
+    assert fetch(out.stdout.strip()).content == read("sample.png")
+
+
 # --- in the browser ------------------------------------------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"
@@ -447,17 +472,96 @@ def test_616_storage_full_server_busy_and_network_failure_in_words(pg, make_http
     assert rows[1]["msg"].startswith("Could not reach the server"), rows
 
 
+def test_617_light_and_dark(srv, page):
+    page.open(srv.url("/"))
+    colors = {}
+    for scheme in ("light", "dark"):
+        page.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+        colors[scheme] = page.js("""var s = getComputedStyle(document.body);
+            return [s.backgroundColor, s.color];""")
+    page.d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    lum = {k: sum(int(x) for x in re.findall(r"\d+", v[0])[:3]) for k, v in colors.items()}
+    assert lum["light"] > 600 and lum["dark"] < 150, colors
+
+
+def test_620_burn_after_reading_the_second_fetch_is_404_and_the_page_says_so(srv, page):
+    page.expected = [404]
+    page.open(srv.url("/"))
+    from selenium.webdriver.support.ui import Select
+    Select(page.d.find_element("id", "views")).select_by_value("1")
+    page.pick(image("sample.png"))
+    (row,) = page.settled(1)
+    assert row["state"] == "done", row
+    assert "Burns after one view" in page.js("return document.querySelector('#rows li').textContent")
+    # The page's own check (HEAD) spends no view.
+    page.button(0, "Check link").click()
+    page.wait(lambda: page.rows()[0]["msg"] == "The link still works.", what="still works")
+    first, second = fetch(row["link"]), fetch(row["link"])
+    assert first.status_code == 200 and first.content == read("sample.png")
+    assert second.status_code == 404
+    page.button(0, "Check link").click()
+    page.wait(lambda: page.rows()[0]["state"] == "gone", what="row says gone")
+    assert page.rows()[0]["msg"].startswith("Gone: the link was opened its last allowed time")
+
+
+def test_621_the_delete_button_deletes_and_the_token_stays_in_memory(srv, page):
+    page.open(srv.url("/"))
+    page.pick(image("sample.gif"))
+    (row,) = page.settled(1)
+    assert row["state"] == "done", row
+    hash_ = row["link"].rsplit("/", 1)[1]
+    # The delete token is nowhere in the document or the page's storage.
+    found = page.js("""var html = document.documentElement.outerHTML;
+        return {tokens: (html.match(/[A-Za-z0-9_-]{43}/g) || []),
+                storage: localStorage.length + sessionStorage.length,
+                cookie: document.cookie};""")
+    assert set(found["tokens"]) <= {hash_}, found
+    assert found["storage"] == 0 and found["cookie"] == "", found
+    assert fetch(row["link"]).status_code == 200
+    page.button(0, "Delete now").click()
+    page.wait(lambda: page.rows()[0]["state"] == "deleted", what="row says deleted")
+    assert page.rows()[0]["msg"] == "Deleted. The link no longer works."
+    assert fetch(row["link"]).status_code == 404
+    # The buttons are gone with the image.
+    assert page.button(0, "Delete now").get_attribute("disabled") is not None
+
+
+def test_622_remove_location_data_on_a_jpeg_with_gps(srv, page):
+    src = image("meta/camera.jpg")
+    assert exif_gps(open(src, "rb").read()), "the sample has no GPS to remove"
+    page.open(srv.url("/"))
+    assert page.js("return document.getElementById('strip').checked") is True
+    page.pick(src)
+    (row,) = page.settled(1)
+    assert row["state"] == "done", row
+    assert "location and camera data removed" in page.js(
+        "return document.querySelector('#rows li').textContent")
+    served = fetch(row["link"]).content
+    assert served[:2] == b"\xff\xd8" and served != read("meta/camera.jpg")
+    assert exif_gps(served) == {}, "GPS left in the served file"
+
+
+def exif_gps(data):
+    """exiftool's GPS and serial-number tags of an image (an independent reader)."""
+    p = subprocess.run(["exiftool", "-j", "-G", "-n", "-"], input=data, capture_output=True,
+                       timeout=60)
+    tags = json.loads(p.stdout)[0]
+    return {k: v for k, v in tags.items() if "GPS" in k or "SerialNumber" in k}
+
+
 def test_690_screenshots_for_the_readme(srv, page):
     """The page with a finished upload and a refused one, at desktop and phone width;
     written to $IMGSTORE_SCREENSHOTS when set."""
     page.expected = [415]
     page.open(srv.url("/"))
-    page.pick(image("sample.jpg"))
-    page.settled(1)
     page.pick(image("not-image.txt"))
+    page.settled(1)
+    page.pick(image("sample.jpg"))
     page.settled(2)
+    page.js("document.activeElement.blur(); window.getSelection().removeAllRanges()")
     out = os.environ.get("IMGSTORE_SCREENSHOTS")
-    for name, width, height in (("desktop", 1280, 900), ("phone", 360, 780)):
+    for name, width, height in (("desktop", 1280, 1000), ("phone", 360, 1100)):
         page.d.set_window_size(width, height)
         # Nothing wider than the window: no sideways scrolling on a phone.
         assert page.js("return document.documentElement.scrollWidth") <= page.js(
