@@ -27,6 +27,7 @@ MOUNTS = ("<Location /img>\n    SetHandler imgstore\n    ImgStoreMaxSize 2M\n"
           "    ImgStoreTTL 10m\n</Location>\n"
           "<Location /small>\n    SetHandler imgstore\n    ImgStoreMaxSize 50K\n"
           "    ImgStoreAllowTypes png jpeg\n</Location>\n"
+          "<Location /short>\n    SetHandler imgstore\n    ImgStoreTTL 2\n</Location>\n"
           "<Location /nopage>\n    SetHandler imgstore\n    ImgStoreUploadPage off\n"
           "</Location>\n")
 
@@ -485,6 +486,21 @@ def test_617_light_and_dark(srv, page):
     assert lum["light"] > 600 and lum["dark"] < 150, colors
 
 
+def test_618_the_csp_is_enforced_and_a_violation_would_be_seen(srv, page):
+    """The watch every browser test relies on is not blind: an inline script and an inline
+    style added to the page are blocked by the CSP, and both show up as problems."""
+    page.open(srv.url("/"))
+    page.js("""var s = document.createElement('script');
+               s.textContent = 'window.__ran = 1;'; document.body.appendChild(s);
+               var d = document.createElement('div'); d.setAttribute('style', 'color: red');
+               document.body.appendChild(d);""")
+    page.wait(lambda: len(page.js("return window.__problems")) >= 2, what="two violations")
+    assert page.js("return window.__ran") is None
+    found = page.problems()
+    assert any("CSP violation: script-src" in p for p in found), found
+    assert any("CSP violation: style-src" in p for p in found), found
+
+
 def test_620_burn_after_reading_the_second_fetch_is_404_and_the_page_says_so(srv, page):
     page.expected = [404]
     page.open(srv.url("/"))
@@ -540,6 +556,17 @@ def test_622_remove_location_data_on_a_jpeg_with_gps(srv, page):
     served = fetch(row["link"]).content
     assert served[:2] == b"\xff\xd8" and served != read("meta/camera.jpg")
     assert exif_gps(served) == {}, "GPS left in the served file"
+
+
+def test_623_the_countdown_runs_out_and_the_row_says_expired(srv, page):
+    page.open(srv.url("/short/"))
+    assert page.js("return document.getElementById('ttl').value") == "2"
+    page.pick(image("sample.bmp"))
+    (row,) = page.settled(1)
+    assert row["state"] == "done" and row["countdown"].startswith("Expires in 00:0"), row
+    page.wait(lambda: page.rows()[0]["state"] == "expired", what="row says expired")
+    assert page.rows()[0]["msg"] == "Expired. The link no longer works."
+    assert fetch(row["link"]).status_code == 404
 
 
 def exif_gps(data):
