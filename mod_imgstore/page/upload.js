@@ -352,8 +352,12 @@
     live.push(row);
     tick();
     say("Uploaded " + (row.file.name || "the image") + ". The link is ready to copy.");
-    input.focus();
-    input.select();
+    /* Focus the link unless the user is busy with another control. */
+    var active = document.activeElement;
+    if (!active || active === document.body || active === drop || active === fileInput) {
+      input.focus();
+      input.select();
+    }
   }
 
   function copy(row, input) {
