@@ -200,6 +200,33 @@ def test_606_the_sharex_uploader_file_and_the_flameshot_line_work_as_shipped(srv
     assert fetch(out.stdout.strip()).content == read("sample.png")
 
 
+def test_607_pagegen_refuses_sources_that_would_break_the_hashes(tmp_path):
+    """What the CSP hashes must cover exactly: a style or script that could end its element
+    early, or a page without its markers, stops the build instead."""
+    pagegen = os.path.join(H.BUILD, "pagegen")
+    src = os.path.join(H.ROOT, "mod_imgstore", "page")
+    files = {n: open(os.path.join(src, "upload." + n)).read() for n in ("html", "css", "js")}
+
+    def run(**changed):
+        paths = []
+        for n in ("html", "css", "js"):
+            p = tmp_path / ("upload." + n)
+            p.write_text(changed.get(n, files[n]))
+            paths.append(str(p))
+        return subprocess.run([pagegen] + paths, capture_output=True, text=True, timeout=30)
+
+    ok = run()
+    assert ok.returncode == 0 and "imgstore_page_script_hash" in ok.stdout, ok.stderr
+    for bad in ({"js": files["js"] + "\n// </script><script>alert(1)"},
+                {"js": files["js"] + "\n// <!-- x"},
+                {"css": files["css"] + "\n/* </STYLE> */"},
+                {"html": files["html"].replace("@CONFIG@", "")},
+                {"html": files["html"].replace("@SCRIPT@", "@SCRIPT@@SCRIPT@")},
+                {"js": files["js"] + "\n// @CONFIG@"}):
+        r = run(**bad)
+        assert r.returncode != 0 and "pagegen:" in r.stderr, (bad.keys(), r.stderr)
+
+
 # --- in the browser ------------------------------------------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"
