@@ -13,6 +13,7 @@
 #include "mod_imgstore_cleanup.h"
 #include "mod_imgstore_config.h"
 #include "mod_imgstore_db.h"
+#include "mod_imgstore_expiry.h"
 #include "mod_imgstore_handler.h"
 #include "mod_imgstore_status.h"
 
@@ -32,7 +33,8 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
      * launcher before httpd detaches, so a bad key file makes the start
      * command itself fail, as a bad SSL key does.
      */
-    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_post_config(pconf, s)) {
+    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_post_config(pconf, s) ||
+        !imgstore_expiry_post_config(pconf, s)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -40,6 +42,7 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
     }
     imgstore_cleanup_post_config(pconf, s);
     imgstore_status_post_config(pconf, s);
+    imgstore_expiry_timers(pconf, s);
     return OK;
 }
 
@@ -55,7 +58,10 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
      */
     mallopt(M_MMAP_THRESHOLD, IMGSTORE_MMAP_THRESHOLD);
 #endif
-    apr_status_t rv = imgstore_db_child_init(pchild, s);
+    apr_status_t rv;
+
+    imgstore_expiry_child_init(pchild, s);
+    rv = imgstore_db_child_init(pchild, s);
 
     if (rv == APR_SUCCESS) {
         rv = imgstore_cleanup_child_init(pchild, s);
