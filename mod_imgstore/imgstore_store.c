@@ -430,7 +430,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
         imgstore_store_fetched_free(f);
         return st;
     }
-    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 8) {
+    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 9) {
         imgstore_store_fetched_free(f);
         return IMGSTORE_NOTFOUND;
     }

@@ -142,19 +142,28 @@ int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *main_s)
             memcpy(c->lineage, c->st.lineage, sizeof(c->lineage));
             APR_ARRAY_PUSH(chains, chain_t *) = c;
         }
-        apr_hash_set(chain_of, s, sizeof(s), c);
+        {
+            server_rec **key = apr_palloc(pconf, sizeof(*key));
+            *key = s;
+            apr_hash_set(chain_of, key, sizeof(*key), c);
+        }
     }
     return 1;
 }
 
-/* Parent timer: advance each file when a period boundary has passed; keep only the new secret. */
-static apr_status_t parent_tick(int state, void *data, apr_pool_t *pool)
+/*
+ * Parent timer (httpd's monitor hook, which the MPM's parent runs every ten
+ * seconds or so): advance each file once a period boundary has passed and
+ * keep only the new secret. Not a mod_watchdog parent instance: mod_watchdog
+ * refuses those under forked MPMs (event, prefork) with APR_ENOTIMPL.
+ */
+int imgstore_expiry_monitor(apr_pool_t *p, server_rec *s)
 {
-    server_rec *s = data;
+    apr_pool_t *pool;
     int i;
 
-    if (state != AP_WATCHDOG_STATE_RUNNING) {
-        return APR_SUCCESS;
+    if (chains == NULL || apr_pool_create(&pool, p) != APR_SUCCESS) {
+        return DECLINED;
     }
     for (i = 0; i < chains->nelts; i++) {
         chain_t *c = APR_ARRAY_IDX(chains, i, chain_t *);
@@ -182,7 +191,8 @@ static apr_status_t parent_tick(int state, void *data, apr_pool_t *pool)
         c->st = next;
         imgstore_expkey_state_wipe(&next);
     }
-    return APR_SUCCESS;
+    apr_pool_destroy(pool);
+    return DECLINED;
 }
 
 /* Child timer: wipe what is over, even in a child that serves nothing. */
@@ -208,27 +218,22 @@ void imgstore_expiry_timers(apr_pool_t *pconf, server_rec *s)
         APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_callback =
         APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    ap_watchdog_t *parent = NULL, *child = NULL;
+    ap_watchdog_t *child = NULL;
     apr_status_t rv = APR_ENOTIMPL;
 
+    /* Every child runs this timer (not a singleton). */
     if (get_instance != NULL && register_callback != NULL) {
-        rv = get_instance(&parent, "imgstore-expiry-parent", 1, 1, pconf);
-        if (rv == APR_SUCCESS) {
-            rv = register_callback(parent, apr_time_from_sec(1), s, parent_tick);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = get_instance(&child, "imgstore-expiry-child", 0, 0, pconf);
-        }
+        rv = get_instance(&child, "imgstore-expiry-child", 0, 0, pconf);
         if (rv == APR_SUCCESS) {
             rv = register_callback(child, apr_time_from_sec(1), s, child_tick);
         }
     }
     if (rv != APR_SUCCESS) {
-        /* Without the timers, files advance only at restarts and children wipe on lookups. */
+        /* Without the timer, children wipe on lookups only. */
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                     IMGLOGNO(00255) "cannot register the expiry-key timers with mod_watchdog "
-                                     "(is it loaded?): expiry keys are then advanced only at "
-                                     "restarts and on requests");
+                     IMGLOGNO(00255) "cannot register the expiry-key timer with mod_watchdog: "
+                                     "idle children then wipe expired secrets only when they "
+                                     "serve a request");
     }
 }
 
@@ -266,7 +271,7 @@ static imgstore_status_e op_lineage(PGconn *conn, apr_pool_t *p, void *baton, co
 
 int imgstore_expiry_chain(request_rec *r, const imgstore_image_chain_t **chain)
 {
-    chain_t *c = chain_of ? apr_hash_get(chain_of, r->server, sizeof(r->server)) : NULL;
+    chain_t *c = chain_of ? apr_hash_get(chain_of, &r->server, sizeof(r->server)) : NULL;
     lineage_baton_t b;
     const char *err = NULL;
     imgstore_status_e st;

@@ -1,7 +1,7 @@
 /*
  * Expiry keys in the server (imgstore_expkey.h has the construction): the
- * parent keeps each ImgStoreExpiryKeyFile advanced (at startup and on a
- * parent-process mod_watchdog timer), children hold a window of secrets that
+ * parent keeps each ImgStoreExpiryKeyFile advanced (at startup and from
+ * httpd's monitor hook), children hold a window of secrets that
  * a per-child timer wipes as periods end, and the first request of a child
  * checks the chain against the database's lineage id.
  */
@@ -22,7 +22,10 @@
 /* post_config (both passes): check, create and advance every state file; 0 after logging why. */
 int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *s);
 
-/* post_config, second pass only: the parent timer and the child timer. */
+/* The parent's timer (monitor hook): advance the state files at period boundaries. */
+int imgstore_expiry_monitor(apr_pool_t *p, server_rec *s);
+
+/* post_config, second pass only: the per-child timer (mod_watchdog). */
 void imgstore_expiry_timers(apr_pool_t *pconf, server_rec *s);
 
 /* child_init: build this child's windows, then wipe the copy inherited from the parent. */
