@@ -84,6 +84,7 @@ static void imgstore_register_hooks(apr_pool_t *p)
      * and before mod_watchdog starts the timer thread that uses our mutex.
      */
     ap_hook_child_init(imgstore_child_init, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
+    ap_hook_check_config(imgstore_expiry_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(imgstore_expiry_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     imgstore_handler_register_hooks();
     imgstore_status_register_hooks();

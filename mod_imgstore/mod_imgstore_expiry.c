@@ -98,9 +98,37 @@ static apr_status_t wipe_chains(void *data)
     return APR_SUCCESS;
 }
 
+/* The file and period of server s (its own, or the main server's, or the defaults). */
+static void file_of(apr_pool_t *p, server_rec *s, const char **path, apr_uint32_t *period)
+{
+    const imgstore_srv_conf_t *sc = ap_get_module_config(s->module_config, &imgstore_module);
+
+    *path = sc->expiry_key_file ? sc->expiry_key_file
+                                : ap_runtime_dir_relative(p, IMGSTORE_EXPIRY_DEFAULT_FILE);
+    *period =
+        (apr_uint32_t)(sc->expiry_key_period != IMGSTORE_UNSET ? sc->expiry_key_period
+                                                               : IMGSTORE_EXPIRY_DEFAULT_PERIOD);
+}
+
+int imgstore_expiry_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                 server_rec *main_s)
+{
+    server_rec *s;
+
+    for (s = main_s; s != NULL; s = s->next) {
+        chain_t c;
+
+        memset(&c, 0, sizeof(c));
+        file_of(ptemp, s, &c.path, &c.period);
+        if (!check_only(ptemp, s, &c)) {
+            return !OK;
+        }
+    }
+    return OK;
+}
+
 int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *main_s)
 {
-    int configtest = ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
     server_rec *s;
     int i;
 
@@ -110,15 +138,12 @@ int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *main_s)
     chain_of = apr_hash_make(pconf);
     apr_pool_cleanup_register(pconf, NULL, wipe_chains, apr_pool_cleanup_null);
     for (s = main_s; s != NULL; s = s->next) {
-        const imgstore_srv_conf_t *sc = ap_get_module_config(s->module_config, &imgstore_module);
-        const char *path = sc->expiry_key_file
-                               ? sc->expiry_key_file
-                               : ap_runtime_dir_relative(pconf, IMGSTORE_EXPIRY_DEFAULT_FILE);
-        apr_uint32_t period = (apr_uint32_t)(sc->expiry_key_period != IMGSTORE_UNSET
-                                                 ? sc->expiry_key_period
-                                                 : IMGSTORE_EXPIRY_DEFAULT_PERIOD);
+        server_rec **key = apr_palloc(pconf, sizeof(*key));
+        const char *path;
+        apr_uint32_t period;
         chain_t *c = NULL;
 
+        file_of(pconf, s, &path, &period);
         for (i = 0; i < chains->nelts && c == NULL; i++) {
             if (!strcmp(APR_ARRAY_IDX(chains, i, chain_t *)->path, path)) {
                 c = APR_ARRAY_IDX(chains, i, chain_t *);
@@ -136,17 +161,14 @@ int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *main_s)
             c = apr_pcalloc(pconf, sizeof(*c));
             c->path = path;
             c->period = period;
-            if (!(configtest ? check_only(pconf, s, c) : sync_file(pconf, s, c))) {
+            if (!sync_file(pconf, s, c)) {
                 return 0;
             }
             memcpy(c->lineage, c->st.lineage, sizeof(c->lineage));
             APR_ARRAY_PUSH(chains, chain_t *) = c;
         }
-        {
-            server_rec **key = apr_palloc(pconf, sizeof(*key));
-            *key = s;
-            apr_hash_set(chain_of, key, sizeof(*key), c);
-        }
+        *key = s;
+        apr_hash_set(chain_of, key, sizeof(*key), c);
     }
     return 1;
 }

@@ -19,6 +19,10 @@
 /* Where the state file lives when ImgStoreExpiryKeyFile is not set (DefaultRuntimeDir). */
 #define IMGSTORE_EXPIRY_DEFAULT_FILE "imgstore-expiry.key"
 
+/* check_config (runs for httpd -t too): check every existing state file; !OK after logging. */
+int imgstore_expiry_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                 server_rec *s);
+
 /* post_config (both passes): check, create and advance every state file; 0 after logging why. */
 int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *s);
 
