@@ -52,6 +52,13 @@ static const char *hex(apr_pool_t *p, const unsigned char *b, apr_size_t n)
     return out;
 }
 
+/* The state file is unusable: stop the start (or configtest), naming the file and the problem. */
+static int bad_file(server_rec *s, const char *why)
+{
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, IMGLOGNO(00250) "ImgStoreExpiryKeyFile %s", why);
+    return 0;
+}
+
 /* Check a file for configtest without creating or advancing it (a missing one is fine). */
 static int check_only(apr_pool_t *p, server_rec *s, chain_t *c)
 {
@@ -62,9 +69,7 @@ static int check_only(apr_pool_t *p, server_rec *s, chain_t *c)
         return 1;
     }
     if (imgstore_expkey_file_load(p, c->path, geteuid(), c->period, &c->st, &why) != IMGSTORE_OK) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, IMGLOGNO(00250) "ImgStoreExpiryKeyFile %s",
-                     why);
-        return 0;
+        return bad_file(s, why);
     }
     imgstore_expkey_state_wipe(&c->st);
     return 1;
@@ -76,9 +81,7 @@ static int sync_file(apr_pool_t *p, server_rec *s, chain_t *c)
 
     if (imgstore_expkey_file_sync(p, c->path, geteuid(), c->period, grace, imgstore_now(), &c->st,
                                   &why) != IMGSTORE_OK) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, IMGLOGNO(00250) "ImgStoreExpiryKeyFile %s",
-                     why);
-        return 0;
+        return bad_file(s, why);
     }
     if (why != NULL) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
