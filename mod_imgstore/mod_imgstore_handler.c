@@ -86,7 +86,10 @@ static int method_allowed(imgstore_route_e route, int m)
         return 1;
     }
     /* httpd reports HEAD as M_GET with header_only set. */
-    return route == IMGSTORE_ROUTE_UPLOAD ? m == M_POST : m == M_GET;
+    if (route == IMGSTORE_ROUTE_UPLOAD) {
+        return m == M_POST || m == M_PUT;
+    }
+    return m == M_GET || (route == IMGSTORE_ROUTE_IMAGE && m == M_DELETE);
 }
 
 static int imgstore_handler(request_rec *r)
@@ -142,6 +145,9 @@ static int imgstore_handler(request_rec *r)
         case IMGSTORE_ROUTE_UPLOAD:
             return imgstore_upload_handle(r, dc);
         case IMGSTORE_ROUTE_IMAGE:
+            if (r->method_number == M_DELETE) {
+                return imgstore_image_delete(r, rt.token_text);
+            }
             return imgstore_image_handle(r, dc, rt.token_text);
         case IMGSTORE_ROUTE_CLEANUP:
             return imgstore_cleanup_handle(r);
