@@ -226,12 +226,15 @@ static imgstore_status_e op_delete(PGconn *conn, apr_pool_t *p, void *baton, con
 
 int imgstore_image_delete(request_rec *r, const char *token_text)
 {
-    const char *given_text = apr_table_get(r->headers_in, "X-Delete-Token");
+    void *given_data = NULL;
+    const char *given_text;
     unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES], given[IMGSTORE_ID_BYTES];
     delete_baton_t b;
     const char *err = NULL;
     imgstore_status_e st;
 
+    apr_pool_userdata_get(&given_data, IMGSTORE_DELETE_HEADER, r->pool);
+    given_text = given_data;
     if (!imgstore_token_decode(token_text, strlen(token_text), token)) {
         return imgstore_response_fail(r, IMGSTORE_NOTFOUND, "no such image", NULL);
     }

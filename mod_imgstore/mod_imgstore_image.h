@@ -14,4 +14,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
  */
 int imgstore_image_delete(request_rec *r, const char *token_text);
 
+/* The delete token's header; a post_read_request hook moves it to r->pool's userdata. */
+#define IMGSTORE_DELETE_HEADER "X-Delete-Token"
+
 #endif

@@ -11,7 +11,6 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <util_filter.h>
-#include <util_script.h>
 
 #include <apr_strings.h>
 
@@ -338,6 +337,27 @@ static int control_value(request_rec *r, imgstore_multipart_t *mp, apr_table_t *
     return OK;
 }
 
+/* The query string's parameters, every occurrence kept (ap_args_to_table keeps one). */
+static apr_table_t *query_table(request_rec *r)
+{
+    apr_table_t *t = apr_table_make(r->pool, 4);
+    char *rest = apr_pstrdup(r->pool, r->args), *pair, *state = NULL;
+
+    for (pair = apr_strtok(rest, "&", &state); pair != NULL; pair = apr_strtok(NULL, "&", &state)) {
+        char *eq = strchr(pair, '=');
+
+        if (eq != NULL) {
+            *eq++ = '\0';
+        }
+        /* A value that does not decode (a NUL, a bad escape) stays present and invalid. */
+        if (ap_unescape_urlencoded(pair) == OK) {
+            apr_table_addn(t, pair,
+                           eq == NULL ? "" : ap_unescape_urlencoded(eq) == OK ? eq : "%invalid");
+        }
+    }
+    return t;
+}
+
 static int read_controls(request_rec *r, const imgstore_dir_conf_t *dc, imgstore_multipart_t *mp,
                          controls_t *c, const char **why)
 {
@@ -348,7 +368,7 @@ static int read_controls(request_rec *r, const imgstore_dir_conf_t *dc, imgstore
     int status, on;
 
     if (r->args != NULL) {
-        ap_args_to_table(r, &args);
+        args = query_table(r);
     }
     c->ttl = imgstore_conf_ttl(dc);
     c->views = 0;
