@@ -132,7 +132,9 @@ static int read_body(request_rec *r, imgstore_multipart_t *mp, raw_body_t *rb, a
             }
             *why = status == HTTP_REQUEST_ENTITY_TOO_LARGE ? "request body too large"
                    : status == HTTP_REQUEST_TIME_OUT       ? "timed out reading the request body"
-                                                           : "could not read the request body";
+                   : rv == APR_EOF || rv == APR_INCOMPLETE
+                       ? "the request body ended before its Content-Length"
+                       : "could not read the request body";
             return status;
         }
         for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
@@ -352,7 +354,9 @@ static apr_table_t *query_table(request_rec *r)
         /* A value that does not decode (a NUL, a bad escape) stays present and invalid. */
         if (ap_unescape_urlencoded(pair) == OK) {
             apr_table_addn(t, pair,
-                           eq == NULL ? "" : ap_unescape_urlencoded(eq) == OK ? eq : "%invalid");
+                           eq == NULL                         ? ""
+                           : ap_unescape_urlencoded(eq) == OK ? eq
+                                                              : "%invalid");
         }
     }
     return t;

@@ -13,7 +13,8 @@ import requests
 
 from harness import HASH_RE, Httpd, assert_json_error, image, multipart, raw_http, read
 
-UPLOAD_KEYS = {"hash", "url", "expires_at", "expires_in", "size", "type"}
+UPLOAD_KEYS = {"hash", "url", "expires_at", "expires_in", "size", "type", "max_views",
+               "metadata_stripped", "delete_token"}
 
 
 def post_raw(h, body, content_type, path="/upload", **kw):

@@ -68,7 +68,7 @@ def test_960_entrypoint_prepares_key_schema_role_and_site_config_apache_serves(p
     assert stat.S_IMODE(st.st_mode) == 0o400 and st.st_uid == 0
     first_key = open(key).read()
     assert re.fullmatch(r"[0-9a-f]{64}", first_key)
-    assert pg.psql("SELECT schema_version FROM imgstore_state", db="dockerdb") == "1"
+    assert pg.psql("SELECT schema_version FROM imgstore_state", db="dockerdb") == "2"
     assert pg.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'imgstore_images'",
                    db="dockerdb") == "dockerowner"
 
@@ -148,7 +148,7 @@ Include {site}
         jpeg = requests.post(base + "/upload", timeout=30,
                              files={"file": ("c.jpg", read("sample.jpg"), "image/jpeg")})
         assert jpeg.status_code == 415, jpeg.text
-        assert pg.psql("SELECT count(*) FROM imgstore_images", db="dockerdb") == "1"
+        assert pg.psql("SELECT count(*) FROM imgstore_images", db="dockerdb") == "2"
     finally:
         if pid is None and os.path.exists(os.path.join(work, "httpd.pid")):
             pid = int(open(os.path.join(work, "httpd.pid")).read())
