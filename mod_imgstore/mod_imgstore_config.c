@@ -244,8 +244,10 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
         return bad_value(cmd, arg, slot->range);
     }
     *(apr_int64_t *)(base + slot->offset) = v;
-    if (slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, ttl) && !slot->server &&
-        v > longest_ttl) {
+    /* An upload's ttl field may ask for up to ImgStoreMaxTTL: expiry keys must reach it. */
+    if ((slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, ttl) ||
+         slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, max_ttl)) &&
+        !slot->server && v > longest_ttl) {
         longest_ttl = v;
     }
     return NULL;
@@ -484,7 +486,8 @@ int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
 
 apr_int64_t imgstore_conf_longest_ttl(void)
 {
-    return longest_ttl > IMGSTORE_DEFAULT_TTL ? longest_ttl : IMGSTORE_DEFAULT_TTL;
+    /* A mount without ImgStoreMaxTTL takes ttl fields up to its default. */
+    return longest_ttl > IMGSTORE_DEFAULT_MAX_TTL ? longest_ttl : IMGSTORE_DEFAULT_MAX_TTL;
 }
 
 const imgstore_settings_t *imgstore_conf_settings(void)

@@ -78,7 +78,8 @@ apr_int64_t imgstore_conf_max_ttl(const imgstore_dir_conf_t *dc);
 apr_int64_t imgstore_conf_max_pixels(const imgstore_dir_conf_t *dc);
 imgstore_strip_mode_e imgstore_conf_strip(const imgstore_dir_conf_t *dc);
 
-/* The longest ImgStoreTTL in the configuration (or the default): the expiry keys' horizon. */
+/* The longest ImgStoreTTL or ImgStoreMaxTTL (at least the 24h default of ImgStoreMaxTTL): the
+ * expiry keys' horizon, since an upload's ttl field may ask for up to ImgStoreMaxTTL. */
 apr_int64_t imgstore_conf_longest_ttl(void);
 
 /* Load the key files and settle the settings; 0 after logging why startup must fail. */
