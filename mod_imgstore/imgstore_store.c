@@ -736,6 +736,16 @@ imgstore_status_e imgstore_store_lineage(PGconn *conn, apr_pool_t *p,
 
     imgstore_put_be64(created, now);
     res = PQexecParams(conn, sql_lineage, 2, types, values, lengths, formats, FORMAT_BINARY);
+    /*
+     * Two hosts (or threads) recording at once: the loser's INSERT waits for
+     * the winner, then does nothing, and its SELECT still sees the snapshot
+     * taken before the winner committed, so no row comes back. The next
+     * statement has a new snapshot and reads the winner's row.
+     */
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0) {
+        PQclear(res);
+        res = PQexecParams(conn, sql_lineage, 2, types, values, lengths, formats, FORMAT_BINARY);
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
     } else if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != IMGSTORE_STORE_LINEAGE_BYTES) {
