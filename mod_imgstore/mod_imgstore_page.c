@@ -15,15 +15,10 @@
 #include "imgstore_sniff.h"
 #include "mod_imgstore_response.h"
 
-/* The mount's largest ttl field value (ImgStoreMaxTTL). */
-static apr_int64_t page_max_ttl(const imgstore_dir_conf_t *dc)
-{
-    return 24 * 3600;
-}
-
-/* data-* attributes: numbers and MIME type names only, nothing that needs escaping. */
+/* data-* attributes: numbers and fixed words only, nothing that needs escaping. */
 static const char *page_config(request_rec *r, const imgstore_dir_conf_t *dc)
 {
+    static const char *const strip_words[] = {"off", "on", "always"}; /* imgstore_strip_mode_e */
     int mask = imgstore_conf_allow_types(dc);
     const char *types = "";
     int t;
@@ -36,8 +31,10 @@ static const char *page_config(request_rec *r, const imgstore_dir_conf_t *dc)
     }
     return apr_psprintf(r->pool,
                         " data-ttl=\"%" APR_INT64_T_FMT "\" data-max-ttl=\"%" APR_INT64_T_FMT
-                        "\" data-max-size=\"%" APR_INT64_T_FMT "\" data-types=\"%s\"",
-                        imgstore_conf_ttl(dc), page_max_ttl(dc), imgstore_conf_max_size(dc), types);
+                        "\" data-max-size=\"%" APR_INT64_T_FMT
+                        "\" data-types=\"%s\" data-strip=\"%s\"",
+                        imgstore_conf_ttl(dc), imgstore_conf_max_ttl(dc),
+                        imgstore_conf_max_size(dc), types, strip_words[imgstore_conf_strip(dc)]);
 }
 
 static void page_headers(request_rec *r)

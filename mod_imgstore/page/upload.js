@@ -27,7 +27,8 @@
     ttl: num(app.dataset.ttl, 300),
     maxTtl: num(app.dataset.maxTtl, 86400),
     maxSize: num(app.dataset.maxSize, 10485760),
-    types: (app.dataset.types || "").split(",").filter(Boolean)
+    types: (app.dataset.types || "").split(",").filter(Boolean),
+    strip: app.dataset.strip || "off"
   };
   var TYPE_NAMES = {
     "image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF",
@@ -116,6 +117,12 @@
   }
 
   fillTtlChoices();
+  if (config.strip === "always") {
+    /* ImgStoreStripMetadata always: the server removes it whatever the page says. */
+    stripBox.checked = true;
+    stripBox.disabled = true;
+    stripBox.labels[0].textContent += " (always, on this server)";
+  }
   document.getElementById("limit").textContent = formatSize(config.maxSize);
   if (config.types.length) {
     document.getElementById("types").textContent = typeNames() + ".";
@@ -337,7 +344,8 @@
     row.countdown = el("p", "facts countdown");
     row.countdown.setAttribute("aria-live", "off");
     result.appendChild(row.countdown);
-    result.appendChild(el("p", "facts", facts.join(" · ")));
+    var factText = facts.join(" · ");
+    result.appendChild(el("p", "facts", factText.charAt(0).toUpperCase() + factText.slice(1)));
 
     var actions = el("div", "actions");
     row.checkButton = addButton(actions, "Check link", "Check whether the link still works",

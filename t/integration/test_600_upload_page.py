@@ -24,9 +24,9 @@ from harness import assert_json_error, image, read
 from harness.load import DB_DOWN_TAGS
 
 MOUNTS = ("<Location /img>\n    SetHandler imgstore\n    ImgStoreMaxSize 2M\n"
-          "    ImgStoreTTL 10m\n</Location>\n"
+          "    ImgStoreTTL 10m\n    ImgStoreMaxTTL 2h\n</Location>\n"
           "<Location /small>\n    SetHandler imgstore\n    ImgStoreMaxSize 50K\n"
-          "    ImgStoreAllowTypes png jpeg\n</Location>\n"
+          "    ImgStoreAllowTypes png jpeg\n    ImgStoreStripMetadata always\n</Location>\n"
           "<Location /short>\n    SetHandler imgstore\n    ImgStoreTTL 2\n</Location>\n"
           "<Location /nopage>\n    SetHandler imgstore\n    ImgStoreUploadPage off\n"
           "</Location>\n")
@@ -140,6 +140,8 @@ def test_602_each_mount_gets_the_same_page_with_its_own_limits(srv):
     assert attrs["/"]["max-size"] == str(10 * 1024 * 1024) and attrs["/"]["ttl"] == "300"
     assert attrs["/img/"]["max-size"] == str(2 * 1024 * 1024) and attrs["/img/"]["ttl"] == "600"
     assert attrs["/small/"]["max-size"] == str(50 * 1024)
+    assert attrs["/"]["max-ttl"] == str(24 * 3600) and attrs["/img/"]["max-ttl"] == "7200"
+    assert attrs["/"]["strip"] == "off" and attrs["/small/"]["strip"] == "always"
     assert attrs["/small/"]["types"] == "image/jpeg,image/png"
     assert attrs["/"]["types"].split(",") == ["image/jpeg", "image/png", "image/gif",
                                               "image/webp", "image/avif", "image/bmp"]
@@ -430,6 +432,9 @@ def test_613_too_large_and_not_an_image_are_said_in_words(srv, page):
     page.expected = [415]
     page.open(srv.url("/small/"))
     assert "50 KB" in page.js("return document.getElementById('drop').textContent")
+    # ImgStoreStripMetadata always: the box is checked and cannot be unchecked.
+    assert page.js("var b = document.getElementById('strip'); return [b.checked, b.disabled]") \
+        == [True, True]
     page.pick(image("sample-100k.png"), image("not-image.txt"))
     rows = page.settled(2)
     by_state = sorted(r["msg"] for r in rows)
@@ -443,8 +448,14 @@ def test_614_the_page_under_a_prefix_mount(srv, page):
     page.open(srv.url("/img"))  # redirected to /img/
     assert page.d.current_url == srv.url("/img/")
     assert "2 MB" in page.js("return document.getElementById('drop').textContent")
-    # The mount's ImgStoreTTL (10m) is the preselected expiry.
+    # The mount's ImgStoreTTL (10m) is the preselected expiry; its ImgStoreMaxTTL (2h) the
+    # longest choice.
     assert page.js("return document.getElementById('ttl').value") == "600"
+    assert page.js("""return Array.from(document.querySelectorAll('#ttl option'))
+                      .map(function (o) { return o.value; });""") == [
+        "60", "300", "600", "900", "3600", "7200"]
+    assert page.js("return document.querySelector('#ttl option:last-child').textContent") \
+        == "2 hours (longest)"
     page.pick(image("sample.jpg"))
     (row,) = page.settled(1)
     assert row["state"] == "done", row
@@ -578,7 +589,7 @@ def test_622_remove_location_data_on_a_jpeg_with_gps(srv, page):
     page.pick(src)
     (row,) = page.settled(1)
     assert row["state"] == "done", row
-    assert "location and camera data removed" in page.js(
+    assert "Location and camera data removed" in page.js(
         "return document.querySelector('#rows li').textContent")
     served = fetch(row["link"]).content
     assert served[:2] == b"\xff\xd8" and served != read("meta/camera.jpg")
