@@ -20,6 +20,7 @@ typedef struct {
     const unsigned char *id;    /* its SHA-256: the row's key */
     apr_int64_t now;
     apr_int64_t max_ciphertext;
+    const imgstore_keyring_t *keyring; /* the keys of the request's server */
     /* out */
     imgstore_fetched_t fetched; /* owns the plaintext, decrypted in place */
     const char *plain;
@@ -113,8 +114,8 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     b->content_type = apr_pstrdup(p, row.content_type);
     /* The value's memory belongs to the fetch, which belongs to us now. */
     b->plain = (const char *)row.ciphertext;
-    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->token, b->id, &row,
-                                    imgstore_now(), &b->plain_len);
+    b->opened =
+        imgstore_image_open(b->keyring, b->token, b->id, &row, imgstore_now(), &b->plain_len);
     return IMGSTORE_OK;
 }
 
@@ -134,6 +135,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     memset(&b, 0, sizeof(b));
     b.token = token;
     b.id = id;
+    b.keyring = imgstore_conf_settings(r->server)->keyring;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
     st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
