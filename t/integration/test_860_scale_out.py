@@ -126,3 +126,34 @@ def test_864_get_cleanup_forces_at_most_one_pass_per_few_seconds(pg, make_httpd)
     # The others answer from the last forced pass, deleting nothing themselves.
     assert all(a["deleted"] == 0 and a["last_forced_deleted"] == 3 for a in rest), answers
     assert sum(a["deleted"] for a in forced) == 3, answers
+
+
+EVASIVE = "/usr/lib/apache2/modules/mod_evasive20.so"
+
+
+@pytest.mark.skipif(not os.path.exists(EVASIVE), reason="libapache2-mod-evasive (./dev installs it)")
+def test_865_the_readme_rate_limit_recipe_with_mod_evasive_blocks_a_flooding_client(
+        pg, make_httpd):
+    """README "Hosting many sites": mod_evasive in front of a tenant's mount. A client that
+    asks for the same page more than DOSPageCount times within DOSPageInterval gets 403
+    for DOSBlockingPeriod; the image store itself is never reached by those requests."""
+    db = pg.create_db("t865")
+    d = H.make_tmp("imgstore-evasive-")
+    os.chmod(d, 0o777)
+    h = make_httpd(dbname=db, extra=(
+        "LoadModule evasive20_module %s\n"
+        "<IfModule mod_evasive20.c>\n"
+        "    DOSHashTableSize 3097\n    DOSPageCount 5\n    DOSPageInterval 10\n"
+        "    DOSSiteCount 100\n    DOSSiteInterval 10\n    DOSBlockingPeriod 60\n"
+        "    DOSLogDir %s\n"
+        "</IfModule>\n" % (EVASIVE, d)))
+    h.tolerate(r"evasive")
+    x = H.round_trip(h)
+    with requests.Session() as s:  # one keep-alive connection: one child, one hash table
+        answers = [s.get(h.url("/image/" + x), timeout=30) for _ in range(20)]
+    codes = [r.status_code for r in answers]
+    assert codes[0] == 200 and codes[-1] == 403, codes
+    assert codes.index(403) <= 6 and all(c == 403 for c in codes[codes.index(403):]), codes
+    # The refusals are mod_evasive's (httpd's HTML page), not the module's JSON answers.
+    assert all("json" not in r.headers.get("Content-Type", "") for r in answers if
+               r.status_code == 403), [r.headers for r in answers[-1:]]
