@@ -339,18 +339,19 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
 
 /* The keyring and active key of one set of key files (a server's own or inherited). */
 static int settle_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc,
-                       imgstore_settings_t *settings)
+                       imgstore_settings_t *settings, int any_keys)
 {
     if (!load_keys(pconf, s, sc, settings)) {
         return 0;
     }
     settings->active_key = sc->active_key;
     if (sc->key_files->nelts == 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+        /* Only worth a warning when no site has a key: else it is a site without the store. */
+        ap_log_error(APLOG_MARK, any_keys ? APLOG_INFO : APLOG_WARNING, 0, s,
                      IMGLOGNO(00004) "no ImgStoreKeyFile configured%s%s: the imgstore handler "
-                                     "will answer 500 until one is",
+                                     "will answer 500 there until one is",
                      s->is_virtual ? " for virtual host " : "",
-                     s->is_virtual ? s->server_hostname : "");
+                     s->is_virtual && s->server_hostname ? s->server_hostname : "");
         settings->active_key = 0;
         return 1;
     }
@@ -378,6 +379,12 @@ static int settle_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf
 int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
 {
     server_rec *v, *w;
+    int any_keys = 0;
+
+    for (v = s; v != NULL; v = v->next) {
+        const imgstore_srv_conf_t *sc = ap_get_module_config(v->module_config, &imgstore_module);
+        any_keys |= sc->key_files->nelts > 0;
+    }
 
     /*
      * Each virtual host's settings: a host that inherits the key files and
@@ -396,7 +403,7 @@ int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
                 break;
             }
         }
-        if (w == v && !settle_keys(pconf, v, sc, set)) {
+        if (w == v && !settle_keys(pconf, v, sc, set, any_keys)) {
             return 0;
         }
         set->cleanup_interval = sc->cleanup_interval != IMGSTORE_UNSET
