@@ -40,6 +40,7 @@ void *imgstore_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     sc->cleanup_interval =
         add->cleanup_interval != IMGSTORE_UNSET ? add->cleanup_interval : base->cleanup_interval;
     sc->max_total = add->max_total != IMGSTORE_UNSET ? add->max_total : base->max_total;
+    sc->settings = NULL; /* settled for each server in post_config */
     return sc;
 }
 
