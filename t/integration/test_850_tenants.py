@@ -278,3 +278,20 @@ def test_858_loglevel_imgstore_governs_every_glue_file(pg, make_httpd):
     leaked = [l for l in errors.splitlines() if re.search(r"IMG\d{5}", l)]
     assert not leaked, "imgstore lines below crit despite LogLevel imgstore:crit:\n" + \
         "\n".join(leaked)
+
+
+def test_859_a_main_server_without_a_database_leaves_the_timer_serving_the_vhosts(
+        pg, pg2, make_httpd):
+    """No DBDriver at the main server: the timer's ticks serve the two tenants' databases
+    (expired rows gone with no traffic) and log no failure (IMG00052 would fail the test)."""
+    dba, dbb = pg.create_db("t859a"), pg2.create_db("t859b")
+    h, a, b = two_tenants(make_httpd, pg, dba, pg2, dbb,
+                          defines=["IMGSTORE_NO_MAIN_DB", "IMGSTORE_NO_ROOT_MOUNT"],
+                          a_server="    ImgStoreCleanupInterval 1", a_mount="ImgStoreTTL 1",
+                          b_server="    ImgStoreCleanupInterval 2", b_mount="ImgStoreTTL 1")
+    assert a.upload().status_code == 201 and b.upload("sample.gif").status_code == 201
+    assert count(pg, dba) == 1 and count(pg2, dbb) == 1
+    assert wait_until(lambda: count(pg, dba) == 0 and count(pg2, dbb) == 0, 20, 0.25), \
+        (count(pg, dba), count(pg2, dbb))
+    # The tenants still serve.
+    assert a.upload().status_code == 201 and b.upload().status_code == 201
