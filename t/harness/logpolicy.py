@@ -37,6 +37,7 @@ GRACEFUL_STOP = (r"AH00492|AH00170",)               # SIGWINCH received
 STOP = (r"AH00491|AH00169",)                        # caught SIGTERM, shutting down
 GRACEFUL_RESTART = (r"AH00493|AH00171",) + STARTED  # SIGUSR1 received
 HARD_RESTART = (r"AH00494|AH00172",) + STARTED      # SIGHUP received
+EXPIRY_FILE_CREATED = (r"IMG00251",)      # a missing ImgStoreExpiryKeyFile created at start
 REFUSED_START = (r"AH00016", r"AH00020")    # configuration failed / post-config failed
 
 
