@@ -12,6 +12,7 @@ from .pg import DB_PASSWORD
 class PgBouncer:
     def __init__(self, pg, pool_size=10, mode="transaction"):
         self.pg = pg
+        self.expiry_files = pg.expiry_files  # the chain file of each database (see Httpd)
         self.dir = procs.make_tmp("imgstore-bouncer-")
         os.chmod(self.dir, 0o755)
         self.port = procs.free_port()
