@@ -1,6 +1,9 @@
 /*
  * GET/HEAD /image/<token>: find the row by the token's id, decrypt and
- * verify the whole image before the status line or any header is sent.
+ * verify the whole image before the status line or any header is sent; a
+ * GET of an image with a view limit then spends a view (the last one
+ * deletes the row), so a tampered row or a failed answer spends none.
+ * DELETE /image/<token> with X-Delete-Token.
  */
 #include "mod_imgstore_image.h"
 
@@ -23,6 +26,7 @@ typedef struct {
     apr_int64_t now;
     apr_int64_t max_ciphertext;
     const imgstore_keyring_t *keyring; /* the keys of the request's server */
+    int spend; /* a GET, not a HEAD: an image with a view limit spends one */
     /* out */
     imgstore_fetched_t fetched; /* owns the plaintext, decrypted in place */
     const char *plain;
@@ -118,6 +122,17 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     b->plain = (const char *)row.ciphertext;
     b->opened = imgstore_image_open(b->keyring, b->chain, b->token, b->id, &row, imgstore_now(),
                                     &b->plain_len);
+    if (b->opened == IMGSTORE_OK && row.views_left > 0 && b->spend) {
+        apr_int64_t left;
+
+        /* Authenticated: now spend the view, or learn the others spent the last one. */
+        st = imgstore_store_spend_view(conn, p, b->id, b->now, &left, err);
+        if (st != IMGSTORE_OK) {
+            discard_fetched(b);
+            b->plain = NULL;
+            return st;
+        }
+    }
     return IMGSTORE_OK;
 }
 
@@ -146,6 +161,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     b.keyring = imgstore_conf_settings(r->server)->keyring;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
+    b.spend = !r->header_only;
     st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
     OPENSSL_cleanse(token, sizeof(token));
     if (st != IMGSTORE_OK) {
@@ -190,4 +206,71 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
     return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+}
+
+typedef struct {
+    const unsigned char *id;
+    const unsigned char *given; /* SHA-256 of the X-Delete-Token, NULL when absent or malformed */
+    apr_int64_t now;
+    int refused; /* out: the row exists, the token does not match */
+} delete_baton_t;
+
+static imgstore_status_e op_delete(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+{
+    delete_baton_t *b = baton;
+    unsigned char stored[IMGSTORE_ID_BYTES];
+    int has_hash = 0;
+    imgstore_status_e st;
+
+    st = imgstore_store_delete_hash(conn, p, b->id, b->now, stored, &has_hash, err);
+    if (st != IMGSTORE_OK) {
+        return st;
+    }
+    /* Hashes of 256-bit tokens, compared in constant time all the same. */
+    if (b->given == NULL || !has_hash || CRYPTO_memcmp(stored, b->given, sizeof(stored)) != 0) {
+        b->refused = 1;
+        return IMGSTORE_OK;
+    }
+    return imgstore_store_delete(conn, p, b->id, stored, err);
+}
+
+int imgstore_image_delete(request_rec *r, const char *token_text)
+{
+    void *given_data = NULL;
+    const char *given_text;
+    unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES], given[IMGSTORE_ID_BYTES];
+    delete_baton_t b;
+    const char *err = NULL;
+    imgstore_status_e st;
+
+    apr_pool_userdata_get(&given_data, IMGSTORE_DELETE_HEADER, r->pool);
+    given_text = given_data;
+    if (!imgstore_token_decode(token_text, strlen(token_text), token)) {
+        return imgstore_response_fail(r, IMGSTORE_NOTFOUND, "no such image", NULL);
+    }
+    imgstore_token_id(token, id);
+    OPENSSL_cleanse(token, sizeof(token));
+    memset(&b, 0, sizeof(b));
+    b.id = id;
+    b.now = imgstore_now();
+    if (given_text != NULL && imgstore_token_decode(given_text, strlen(given_text), token)) {
+        imgstore_token_delete_hash(token, given);
+        OPENSSL_cleanse(token, sizeof(token));
+        b.given = given;
+    }
+    st = imgstore_db_run(r->server, r->pool, op_delete, &b, &err);
+    if (st != IMGSTORE_OK) {
+        return imgstore_response_fail(r, st, "no such image", err);
+    }
+    if (b.refused) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      IMGLOGNO(00100) "delete refused: %s X-Delete-Token",
+                      given_text == NULL ? "no" : "wrong");
+        return imgstore_response_error(r, HTTP_FORBIDDEN,
+                                       given_text == NULL ? "X-Delete-Token is required"
+                                                          : "wrong X-Delete-Token");
+    }
+    imgstore_response_security_headers(r);
+    r->status = HTTP_NO_CONTENT;
+    return OK;
 }
