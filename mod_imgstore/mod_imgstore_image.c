@@ -25,6 +25,7 @@ typedef struct {
     const imgstore_image_chain_t *chain;
     apr_int64_t now;
     apr_int64_t max_ciphertext;
+    const imgstore_keyring_t *keyring; /* the keys of the request's server */
     int spend; /* a GET, not a HEAD: an image with a view limit spends one */
     /* out */
     imgstore_fetched_t fetched; /* owns the plaintext, decrypted in place */
@@ -119,8 +120,8 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     b->content_type = apr_pstrdup(p, row.content_type);
     /* The value's memory belongs to the fetch, which belongs to us now. */
     b->plain = (const char *)row.ciphertext;
-    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->chain, b->token, b->id,
-                                    &row, imgstore_now(), &b->plain_len);
+    b->opened = imgstore_image_open(b->keyring, b->chain, b->token, b->id, &row, imgstore_now(),
+                                    &b->plain_len);
     if (b->opened == IMGSTORE_OK && row.views_left > 0 && b->spend) {
         apr_int64_t left;
 
@@ -157,6 +158,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     imgstore_token_id(token, id);
     b.token = token;
     b.id = id;
+    b.keyring = imgstore_conf_settings(r->server)->keyring;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
     b.spend = !r->header_only;
