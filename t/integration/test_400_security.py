@@ -374,3 +374,69 @@ def test_441_server_status_never_shows_a_whole_hash(pg, make_httpd):
     assert "GET /image/" in status, "server-status shows no image request at all"
     for x in hashes:
         assert x[:7] not in status, "server-status shows more than 6 characters of a hash"
+
+
+# -- tokens in logs when something else answers (issue 9, items 5-6) ----------------------------
+
+RESTRICTED = """
+LoadModule authz_host_module ${IMGSTORE_MODDIR}/mod_authz_host.so
+LoadModule authn_core_module ${IMGSTORE_MODDIR}/mod_authn_core.so
+LoadModule authn_file_module ${IMGSTORE_MODDIR}/mod_authn_file.so
+LoadModule authz_user_module ${IMGSTORE_MODDIR}/mod_authz_user.so
+LoadModule auth_basic_module ${IMGSTORE_MODDIR}/mod_auth_basic.so
+LogLevel debug
+LogFormat "R=%r U=%U Q=%q F=%f P=\\"%{Referer}i\\" S=%>s" tokens
+CustomLog ${IMGSTORE_STATE}/tokens.log tokens
+<Location /denied>
+    SetHandler imgstore
+    Require ip 10.9.9.9
+</Location>
+<Location /login>
+    SetHandler imgstore
+    AuthType Basic
+    AuthName "login"
+    AuthBasicProvider file
+    AuthUserFile ${IMGSTORE_STATE}/no-such-htpasswd
+    Require valid-user
+</Location>
+<Location /open>
+    SetHandler imgstore
+</Location>
+"""
+
+
+def test_442_no_whole_token_when_access_control_or_routing_answers(pg, make_httpd):
+    """Whatever answers a request under a mount (Require ip: 403, Basic auth: 401, unknown
+    hash: 404, wrong method: 405, no route: 404), the token is cut in the path and in the
+    query before anything logs it: access log (%r %U %q %f), a custom format, the error log
+    at debug."""
+    h = make_httpd(extra=RESTRICTED, defines=["IMGSTORE_NO_ROOT_MOUNT"])
+    h.allow(r"AH01630")
+    real = upload_ok_at(h, "/open")
+    toks = [real] + [base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+                     for _ in range(3)]
+    cases = []
+    for mount, want in (("/denied", 403), ("/login", 401), ("/open", None)):
+        for t in toks:
+            for suffix in ("", "?ref=" + t, "?" + t, "?a=1&b=%s&c=2" % t, "?x=/image/" + t):
+                cases.append(("GET", mount + "/image/" + t + suffix, want))
+            cases.append(("POST", mount + "/image/" + t, want or 405))
+            cases.append(("GET", mount + "/other/" + t + "?q=" + t, want or 404))
+    for method, path, want in cases:
+        r = requests.request(method, h.url(path), data=b"x" if method == "POST" else None,
+                             timeout=30)
+        if want is not None:
+            assert r.status_code == want, (path[:30], r.status_code)
+    tokens_log = os.path.join(h.dir, "tokens.log")
+    assert wait_until(lambda: open(tokens_log).read().count("\n") >= len(cases) + 1, 10)
+    logs = {"access": h.access(), "tokens": open(tokens_log).read(), "error": h.errors()}
+    assert "AH01630" in logs["error"] and " S=401" in logs["tokens"]
+    for name, text in logs.items():
+        for t in toks:
+            assert t[:7] not in text, "more than 6 characters of a token in the %s log" % name
+
+
+def upload_ok_at(h, mount, name="sample.png"):
+    r = h.upload(image(name), prefix=mount)
+    assert r.status_code == 201, r.text
+    return r.json()["hash"]
