@@ -221,8 +221,27 @@ static int imgstore_log_transaction(request_rec *r)
     return DECLINED;
 }
 
+/*
+ * A request httpd refused while reading it (400 for a line it cannot parse,
+ * 414 over LimitRequestLine, 431...) never reaches translate_name, so no
+ * mount is known: before mod_log_config writes the line, cut every long path
+ * segment and query run of it, whatever path it names.
+ */
+static int imgstore_redact_refused(request_rec *r)
+{
+    void *claimed = NULL;
+
+    apr_pool_userdata_get(&claimed, ROUTE_KEY, r->pool);
+    if (claimed == NULL && r->main == NULL && r->filename == NULL && r->status >= 400 &&
+        r->status < 500) {
+        redact_request(r, "");
+    }
+    return DECLINED;
+}
+
 void imgstore_handler_register_hooks(void)
 {
+    ap_hook_log_transaction(imgstore_redact_refused, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(imgstore_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(imgstore_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(imgstore_map_to_storage, NULL, NULL, APR_HOOK_FIRST);

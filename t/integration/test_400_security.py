@@ -440,3 +440,39 @@ def upload_ok_at(h, mount, name="sample.png"):
     r = h.upload(image(name), prefix=mount)
     assert r.status_code == 201, r.text
     return r.json()["hash"]
+
+
+def _raw(h, data):
+    import socket
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=30)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    return out.split(b" ", 2)[1].decode() if out.startswith(b"HTTP/") else out
+
+
+def test_443_requests_httpd_refuses_before_the_module_runs(pg, make_httpd):
+    """What httpd answers before any module hook (README, "Tokens in logs"): a request line
+    over LimitRequestLine (414) and a request line httpd cannot parse (400) are logged by httpd
+    itself, before any mount is known: the module cuts every long segment of such a line
+    before mod_log_config writes it (whatever path it names); a bad Content-Length never
+    reaches the module."""
+    h = make_httpd(extra="LogLevel info\n")
+    h.tolerate(r"AH00565|AH00566|AH00567|AH02418|AH02427|AH10173|AH10244|AH00569")
+    tok = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    assert _raw(h, b"GET /image/" + tok.encode() + b"?" + b"a" * 9000 + b" HTTP/1.1\r\n"
+                b"Host: x\r\n\r\n") == "414"
+    tok2 = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    assert _raw(h, b"GET /image/" + tok2.encode() + b" HTTP/1.1 junk\r\nHost: x\r\n\r\n") == "400"
+    assert _raw(h, b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n") == "400"
+    assert wait_until(lambda: h.access().count("\n") >= 3, 10), h.access()
+    access, errors = h.access(), h.errors()
+    for t in (tok, tok2):
+        assert t[:7] not in access and t[:7] not in errors
+    assert " 414 " in access and " 400 " in access
