@@ -174,18 +174,16 @@ static unsigned char *put_field(unsigned char *out, const void *data, apr_size_t
  * the server's verdict. Returns the final result (the caller PQclear()s it),
  * or NULL with the connection's error when sending failed.
  */
-static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
+static PGresult *copy_row(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row)
 {
     static const unsigned char signature[11] = {'P',  'G',  'C',  'O',  'P', 'Y',
                                                 '\n', 0xff, '\r', '\n', '\0'};
-    unsigned char head[128], tail[64], be[8], *h = head, *t = tail;
     apr_size_t ctlen = strlen(row->content_type), off;
+    /* The trailer, sized from the data: content type, size, two times, the end mark. */
+    unsigned char head[128], *tail = apr_palloc(p, 4 + ctlen + 3 * (4 + 8) + 2);
+    unsigned char be[8], *h = head, *t = tail;
     int ok;
 
-    if (ctlen > 64) {
-        PQputCopyEnd(conn, "content type too long");
-        return PQgetResult(conn);
-    }
     memcpy(h, signature, sizeof(signature));
     h += sizeof(signature);
     memset(h, 0, 8); /* flags, header extension length */
@@ -300,7 +298,7 @@ imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgst
         return st;
     }
     PQclear(res);
-    res = copy_row(conn, row);
+    res = copy_row(conn, p, row);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
     }
