@@ -159,12 +159,18 @@ def _keyfile_problem(kind, path):
         write_key(path)
         os.chown(path, _nobody(), -1)
         return path
+    if kind == "owned by www-data, the server's User":
+        # Scripts running as the server's User could read or replace it: only the user
+        # starting httpd (root) may own it.
+        write_key(path)
+        os.chown(path, pwd.getpwnam("www-data").pw_uid, -1)
+        return path
     raise AssertionError(kind)
 
 
 KEY_PROBLEMS = ["missing", "empty", "31 raw bytes", "33 raw bytes", "64 non-hex characters",
                 "63 hex digits and a newline", "mode 0644", "mode 0440", "mode 0404",
-                "a directory", "owned by nobody"]
+                "a directory", "owned by nobody", "owned by www-data, the server's User"]
 
 
 @pytest.mark.parametrize("kind", KEY_PROBLEMS)
@@ -182,7 +188,7 @@ def test_420_a_bad_key_file_refuses_startup_naming_the_file(pg, make_httpd, kind
 
 
 @pytest.mark.parametrize("kind", ["32 raw bytes, mode 0400", "64 hex digits without newline, "
-                                  "mode 0600", "64 hex digits CRLF, owned by www-data"])
+                                  "mode 0600", "64 hex digits CRLF, mode 0400"])
 def test_421_good_key_files_are_accepted(pg, make_httpd, kind):
     d = make_tmp("imgstore-key-")
     path = os.path.join(d, "master.key")
@@ -192,7 +198,6 @@ def test_421_good_key_files_are_accepted(pg, make_httpd, kind):
         write_key(path, os.urandom(32).hex(), mode=0o600)
     else:
         write_key(path, os.urandom(32).hex() + "\r\n", mode=0o400)
-        os.chown(path, pwd.getpwnam("www-data").pw_uid, -1)
     h = make_httpd(keyfile=path)
     hash_ = upload_ok(h, "sample.png")
     assert h.get("/image/" + hash_).content == read("sample.png")
@@ -476,3 +481,35 @@ def test_443_requests_httpd_refuses_before_the_module_runs(pg, make_httpd):
     for t in (tok, tok2):
         assert t[:7] not in access and t[:7] not in errors
     assert " 414 " in access and " 400 " in access
+
+
+def _psql_as_runtime_role(pg, sql, db):
+    import subprocess
+    return subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                           "-p", str(pg.port), "-U", "imgstore", "-d", db, "-c", sql],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_405_the_runtime_role_has_exactly_the_rights_the_module_uses(pg, make_httpd):
+    """imgstore-migrate --grant: SELECT, INSERT, DELETE on the images and SELECT, UPDATE on
+    the state row, nothing more; the module still does everything with them (upload, read,
+    cleanup, quota)."""
+    db = pg.create_db("grant")
+    want = {"imgstore_images": {"SELECT", "INSERT", "DELETE"},
+            "imgstore_state": {"SELECT", "UPDATE"}}
+    for table, rights in want.items():
+        for priv in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"):
+            got = pg.psql("SELECT has_table_privilege('imgstore', '%s', '%s')" % (table, priv),
+                          db=db)
+            assert got == ("t" if priv in rights else "f"), (table, priv)
+    for sql in ("DELETE FROM imgstore_state", "INSERT INTO imgstore_state DEFAULT VALUES",
+                "UPDATE imgstore_images SET expires_at = expires_at + 1",
+                "TRUNCATE imgstore_images"):
+        p = _psql_as_runtime_role(pg, sql, db)
+        assert p.returncode != 0 and "permission denied" in p.stderr, (sql, p.stderr)
+    assert pg.psql("SELECT count(*) FROM imgstore_state", db=db) == "1"
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 1\nImgStoreMaxTotal 100M\n")
+    x = upload_ok(h, "sample-100k.png")
+    assert h.get("/image/" + x).content == read("sample-100k.png")
+    assert wait_until(lambda: requests.get(h.url("/cleanup"), timeout=30).json()["deleted"] == 1,
+                      10)
