@@ -301,7 +301,7 @@ const command_rec imgstore_cmds[] = {
     AP_INIT_TAKE1("ImgStoreMaxSize", set_number, (void *)&slot_max_size, RSRC_CONF | ACCESS_CONF,
                   "Largest accepted image (size, default 10M)"),
     AP_INIT_RAW_ARGS("ImgStoreAllowTypes", set_allow_types, NULL, RSRC_CONF | ACCESS_CONF,
-                     "Image types accepted: jpeg png gif webp avif bmp (default all of them)"),
+                     "Image types accepted (default jpeg png gif webp avif bmp)"),
     AP_INIT_TAKE1("ImgStoreBaseURL", set_base_url, NULL, RSRC_CONF | ACCESS_CONF,
                   "Public URL of the mount, for image URLs behind a reverse proxy"),
     {NULL}};
