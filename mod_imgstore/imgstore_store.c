@@ -52,12 +52,17 @@ static const char sql_copy_in_tx[] =
 static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = total_bytes + $1"
                                      " WHERE total_bytes + $1 <= $2";
 
-/* The ciphertext comes whole when it fits a slice, else NULL and read with sql_fetch_slice. */
+/*
+ * The ciphertext comes whole when it fits a slice, else NULL and read with
+ * sql_fetch_slice. Rows with NULLs are fetched too: they are bad rows (500),
+ * not missing ones (404).
+ */
 static const char sql_fetch[] =
     "SELECT key_id, nonce, CASE WHEN octet_length(ciphertext) <= $4 THEN ciphertext END,"
     " content_type, size, created_at, expires_at, octet_length(ciphertext)::int8"
     " FROM imgstore_images"
-    " WHERE id = $1 AND expires_at > $2 AND octet_length(ciphertext) <= $3";
+    " WHERE id = $1 AND (expires_at > $2 OR expires_at IS NULL)"
+    " AND (ciphertext IS NULL OR octet_length(ciphertext) <= $3)";
 
 static const char sql_fetch_slice[] =
     "SELECT substring(ciphertext from $2::int4 for $3::int4) FROM imgstore_images WHERE id = $1";
@@ -434,7 +439,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
             (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
             imgstore_store_fetched_free(f);
-            return IMGSTORE_ERROR;
+            return IMGSTORE_TAMPERED;
         }
     }
     total = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 7));
@@ -443,7 +448,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
         (!whole && total <= IMGSTORE_STORE_SLICE)) {
         *err = "stored row has an unexpected shape";
         imgstore_store_fetched_free(f);
-        return IMGSTORE_ERROR;
+        return IMGSTORE_TAMPERED;
     }
     if (!whole) {
         st = fetch_slices(conn, p, id, f, (apr_size_t)total, err);

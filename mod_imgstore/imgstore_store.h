@@ -67,7 +67,8 @@ void imgstore_store_fetched_free(imgstore_fetched_t *f);
  * than max_ciphertext (so a tampered row cannot blow up memory); a
  * ciphertext over IMGSTORE_STORE_SLICE is read in slices. On OK the row points into *f, which the
  * caller frees with imgstore_store_fetched_free(); row->ciphertext is writable.
- * NOTFOUND also when the row is deleted between slices.
+ * NOTFOUND also when the row is deleted between slices; TAMPERED for a row
+ * no upload makes (a NULL column, a nonce or value of the wrong length).
  */
 imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
                                        apr_int64_t now, apr_int64_t max_ciphertext,
