@@ -177,3 +177,35 @@ def test_306_cleanup_always_progresses_when_a_batch_cannot_finish_in_time(pg, ma
     pg.psql("DROP TRIGGER slow_delete ON imgstore_images", db=db)
     assert h.get("/cleanup").json()["deleted"] == 1
     assert left("test/stuck") == 0 and row_count(pg, db, live.json()["hash"]) == 1
+
+
+CLAIM_LOG = """
+CREATE TABLE claim_log (seq serial, at bigint, prev bigint);
+CREATE FUNCTION log_claim() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    INSERT INTO claim_log (at, prev) VALUES (NEW.last_cleanup, OLD.last_cleanup);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER log_claim AFTER UPDATE ON imgstore_state FOR EACH ROW
+    WHEN (NEW.last_cleanup IS DISTINCT FROM OLD.last_cleanup) EXECUTE FUNCTION log_claim();
+"""
+
+
+def test_307_two_hosts_sharing_a_database_run_one_cleanup_pass_per_interval(pg, make_httpd):
+    """Two servers (hosts) on one database, each with its timer and its requests trying the
+    claim: the claims recorded in the database (a trigger logs each) are at least the
+    interval apart, less the documented slack of 2 s for a timer firing early."""
+    db = pg.create_db("hosts")
+    pg.psql(CLAIM_LOG, db=db)
+    interval = 5
+    hosts = [make_httpd(dbname=db, extra="ImgStoreCleanupInterval %ds\n" % interval)
+             for _ in range(2)]
+    start = time.time()
+    while time.time() - start < 3 * interval + 1:
+        for h in hosts:
+            assert h.get("/health").status_code == 200
+        time.sleep(0.1)
+    claims = [int(x) for x in pg.psql("SELECT at FROM claim_log ORDER BY seq", db=db).split()]
+    assert len(claims) >= 2, claims
+    gaps = [b - a for a, b in zip(claims, claims[1:])]
+    assert min(gaps) >= interval - 2, claims
