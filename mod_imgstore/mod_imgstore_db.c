@@ -23,9 +23,9 @@
 static struct {
     const char *probe_conninfo; /* DBDParams, for PQping while the database is down */
     apr_thread_mutex_t *mutex;
-    int down;            /* the last attempt found the database unreachable */
-    apr_time_t retry_at; /* when a thread may probe it again */
-    int schema_ok;       /* 1 once the schema version matched */
+    int down;      /* the last attempt found the database unreachable */
+    int probing;   /* a thread is probing it (PQping) now */
+    int schema_ok; /* 1 once the schema version matched */
     apr_time_t schema_retry_at;
 } db;
 
@@ -82,7 +82,7 @@ int imgstore_db_post_config(apr_pool_t *pconf, server_rec *s)
 apr_status_t imgstore_db_child_init(apr_pool_t *pchild, server_rec *s)
 {
     db.down = 0;
-    db.retry_at = 0;
+    db.probing = 0;
     db.schema_ok = 0;
     db.schema_retry_at = 0;
     return apr_thread_mutex_create(&db.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
@@ -99,21 +99,22 @@ int imgstore_db_is_down(void)
 }
 
 /*
- * Whether this thread may try the database now. While it is known down, one
- * thread per child probes it every IMGSTORE_DB_RETRY_SECONDS; everyone else
- * answers 503 at once.
+ * Whether this thread may try the database now. While it is known down, the
+ * first request probes it (PQping: no login, nothing logged) and goes on if
+ * it answers, so no request fails once the database is back; requests that
+ * arrive while a probe is in flight (a database that never answers holds it
+ * for connect_timeout) answer 503 at once.
  */
 static int db_may_try(void)
 {
-    apr_time_t now = apr_time_now();
     const char *conninfo;
-    int down, probe;
+    int down, probe, ok;
 
     apr_thread_mutex_lock(db.mutex);
     down = db.down;
-    probe = down && now >= db.retry_at;
+    probe = down && !db.probing;
     if (probe) {
-        db.retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        db.probing = 1;
     }
     conninfo = db.probe_conninfo;
     apr_thread_mutex_unlock(db.mutex);
@@ -123,25 +124,27 @@ static int db_may_try(void)
     if (!probe) {
         return 0;
     }
-    return conninfo == NULL || PQping(conninfo) == PQPING_OK;
+    ok = conninfo == NULL || PQping(conninfo) == PQPING_OK;
+    apr_thread_mutex_lock(db.mutex);
+    db.probing = 0;
+    apr_thread_mutex_unlock(db.mutex);
+    return ok;
 }
 
 /* Log the transition to "down" once; later failed attempts stay quiet. */
 static void db_mark_down(server_rec *s, const char *why)
 {
-    apr_time_t now = apr_time_now();
     int was_down;
 
     apr_thread_mutex_lock(db.mutex);
     was_down = db.down;
     db.down = 1;
-    db.retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
     apr_thread_mutex_unlock(db.mutex);
     if (!was_down) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     IMGLOGNO(00011) "database unavailable (%s); answering 503 and trying again "
-                                     "every %ds",
-                     why, IMGSTORE_DB_RETRY_SECONDS);
+                     IMGLOGNO(00011) "database unavailable (%s); answering 503, and probing it "
+                                     "on the next requests",
+                     why);
     }
 }
 
