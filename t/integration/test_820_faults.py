@@ -96,10 +96,12 @@ def test_822_a_child_killed_mid_upload_stores_nothing_and_the_others_keep_answer
 
 
 def test_823_slow_senders_and_slow_readers_do_not_keep_a_normal_client_from_being_served(
-        make_httpd):
+        make_httpd, pg):
     """40 clients reading a 10 MB image at 10 KB/s and 40 uploading at 1 KB/s, while a
     normal client uploads and retrieves 20 images. The readers read for a bounded window
-    (a 10 MB image at 10 KB/s takes 17 minutes) and check every byte they got."""
+    (a 10 MB image at 10 KB/s takes 17 minutes) and check every byte they got. Meanwhile
+    pg_stat_activity never shows a connection of the module idle in a transaction or
+    waiting on the client: no slow client holds a database connection."""
     h = make_httpd()
     big = H.png_of_size(10 * 1000 * 1000)
     r = requests.post(h.url("/upload"), files={"file": ("big.png", big, "image/png")},
@@ -180,6 +182,17 @@ def test_823_slow_senders_and_slow_readers_do_not_keep_a_normal_client_from_bein
     time.sleep(2)  # the slow ones are connected and holding their workers
     normal_thread = threading.Thread(target=normal)
     normal_thread.start()
+    # Ten looks while the slow clients hold their workers (the senders need about 6 s,
+    # the readers read for read_window s).
+    held = []
+    for _ in range(10):
+        rows = pg.query("SELECT state, coalesce(wait_event, ''), now() - xact_start"
+                        " FROM pg_stat_activity WHERE usename = 'imgstore' AND datname = '%s'"
+                        " AND (state LIKE 'idle in transaction%%' OR (state = 'active'"
+                        " AND wait_event = 'ClientRead'))" % h.dbname, db="postgres")
+        held += rows
+        time.sleep(0.2)
+    assert not held, held
     # The normal client's 40 requests are done while the slow ones are still at it.
     normal_thread.join(read_window)
     assert not normal_thread.is_alive(), \
