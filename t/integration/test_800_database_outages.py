@@ -15,7 +15,8 @@ import requests
 
 import harness as H
 from harness import image, read, wait_until
-from harness.load import DB_DOWN_TAGS, Load, assert_503, served_again, up, wait_accepting
+from harness.load import (DB_DOWN_TAGS, NAMES, SLICED, Load, assert_503, served_again, up,
+                          wait_accepting)
 
 # The module's notice when a child finds the database again after an outage.
 DB_BACK = r"IMG00015"
@@ -76,7 +77,8 @@ def test_801_a_database_restart_under_load_loses_no_acknowledged_image_and_never
     h = make_httpd(dbname=db)
     h.allow(DB_BACK)
     h.tolerate(*DB_DOWN_TAGS)
-    with Load(h) as load:
+    # Images over 255 KiB too: COPY uploads and sliced retrievals meet the outage.
+    with Load(h, names=NAMES + [SLICED]) as load:
         time.sleep(1.5)
         pg.stop()
         try:
