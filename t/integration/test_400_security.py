@@ -491,12 +491,13 @@ def _psql_as_runtime_role(pg, sql, db):
 
 
 def test_405_the_runtime_role_has_exactly_the_rights_the_module_uses(pg, make_httpd):
-    """imgstore-migrate --grant: SELECT, INSERT, DELETE on the images and SELECT, UPDATE on
-    the state row, nothing more; the module still does everything with them (upload, read,
+    """imgstore-migrate --grant: SELECT, INSERT, DELETE on the images, SELECT, UPDATE on the
+    state row, SELECT, INSERT on the expiry chain, nothing more; the module still does everything with them (upload, read,
     cleanup, quota)."""
     db = pg.create_db("grant")
     want = {"imgstore_images": {"SELECT", "INSERT", "DELETE"},
-            "imgstore_state": {"SELECT", "UPDATE"}}
+            "imgstore_state": {"SELECT", "UPDATE"},
+            "imgstore_expiry_chain": {"SELECT", "INSERT"}}
     for table, rights in want.items():
         for priv in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"):
             got = pg.psql("SELECT has_table_privilege('imgstore', '%s', '%s')" % (table, priv),
@@ -504,7 +505,8 @@ def test_405_the_runtime_role_has_exactly_the_rights_the_module_uses(pg, make_ht
             assert got == ("t" if priv in rights else "f"), (table, priv)
     for sql in ("DELETE FROM imgstore_state", "INSERT INTO imgstore_state DEFAULT VALUES",
                 "UPDATE imgstore_images SET expires_at = expires_at + 1",
-                "TRUNCATE imgstore_images"):
+                "TRUNCATE imgstore_images", "DELETE FROM imgstore_expiry_chain",
+                "UPDATE imgstore_expiry_chain SET created_at = 0"):
         p = _psql_as_runtime_role(pg, sql, db)
         assert p.returncode != 0 and "permission denied" in p.stderr, (sql, p.stderr)
     assert pg.psql("SELECT count(*) FROM imgstore_state", db=db) == "1"
