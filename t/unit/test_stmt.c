@@ -211,7 +211,7 @@ START_TEST(copy_writes_a_long_content_type_whole)
     unsigned char id[IMGSTORE_ID_BYTES], nonce[IMGSTORE_NONCE_BYTES];
     apr_size_t n = IMGSTORE_STORE_SLICE + 4096;
     unsigned char *ct = calloc(1, n);
-    imgstore_row_t row = {id, 7, nonce, ct, n, ctype, (apr_int64_t)n - 16, 1000, 2000};
+    imgstore_row_t row = {id, 7, nonce, ct, n, ctype, (apr_int64_t)n - 16, 1000, 2000, 123456};
     const char *err = NULL;
     char *got;
 
@@ -222,13 +222,14 @@ START_TEST(copy_writes_a_long_content_type_whole)
     apr_pool_create(&p, NULL);
     run(conn, "CREATE TEMP TABLE imgstore_images (id bytea, key_id smallint, nonce bytea,"
               " ciphertext bytea, content_type text, size bigint, created_at bigint,"
-              " expires_at bigint)");
+              " expires_at bigint, expiry_period bigint)");
     ck_assert_int_eq(imgstore_store_insert(conn, p, &row, 0, &err), IMGSTORE_OK);
     got = scalar(conn,
                  "SELECT content_type || ' ' || size || ' ' || octet_length(ciphertext) || ' ' ||"
-                 " key_id || ' ' || expires_at FROM imgstore_images",
+                 " key_id || ' ' || expires_at || ' ' || expiry_period FROM imgstore_images",
                  NULL);
-    ck_assert_str_eq(got, apr_psprintf(p, "%s %ld %ld 7 2000", ctype, (long)n - 16, (long)n));
+    ck_assert_str_eq(got,
+                     apr_psprintf(p, "%s %ld %ld 7 2000 123456", ctype, (long)n - 16, (long)n));
     free(got);
     free(ct);
     apr_pool_destroy(p);
