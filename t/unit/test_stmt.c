@@ -211,7 +211,9 @@ START_TEST(copy_writes_a_long_content_type_whole)
     unsigned char id[IMGSTORE_ID_BYTES], nonce[IMGSTORE_NONCE_BYTES];
     apr_size_t n = IMGSTORE_STORE_SLICE + 4096;
     unsigned char *ct = calloc(1, n);
-    imgstore_row_t row = {id, 7, nonce, ct, n, ctype, (apr_int64_t)n - 16, 1000, 2000, 123456};
+    unsigned char delete_hash[IMGSTORE_ID_BYTES];
+    imgstore_row_t row = {id,   7,    nonce, ct,          n,     ctype, (apr_int64_t)n - 16,
+                          1000, 2000, 3,     delete_hash, 123456};
     const char *err = NULL;
     char *got;
 
@@ -219,17 +221,20 @@ START_TEST(copy_writes_a_long_content_type_whole)
     ck_assert_ptr_nonnull(ct);
     memset(id, 0xab, sizeof(id));
     memset(nonce, 0xcd, sizeof(nonce));
+    memset(delete_hash, 0xef, sizeof(delete_hash));
     apr_pool_create(&p, NULL);
     run(conn, "CREATE TEMP TABLE imgstore_images (id bytea, key_id smallint, nonce bytea,"
               " ciphertext bytea, content_type text, size bigint, created_at bigint,"
-              " expires_at bigint, expiry_period bigint)");
+              " expires_at bigint, views_left integer, delete_hash bytea, expiry_period bigint)");
     ck_assert_int_eq(imgstore_store_insert(conn, p, &row, 0, &err), IMGSTORE_OK);
-    got = scalar(conn,
-                 "SELECT content_type || ' ' || size || ' ' || octet_length(ciphertext) || ' ' ||"
-                 " key_id || ' ' || expires_at || ' ' || expiry_period FROM imgstore_images",
-                 NULL);
-    ck_assert_str_eq(got,
-                     apr_psprintf(p, "%s %ld %ld 7 2000 123456", ctype, (long)n - 16, (long)n));
+    got = scalar(
+        conn,
+        "SELECT content_type || ' ' || size || ' ' || octet_length(ciphertext) || ' ' ||"
+        " key_id || ' ' || expires_at || ' ' || views_left || ' ' || octet_length(delete_hash)"
+        " || ' ' || expiry_period FROM imgstore_images",
+        NULL);
+    ck_assert_str_eq(
+        got, apr_psprintf(p, "%s %ld %ld 7 2000 3 32 123456", ctype, (long)n - 16, (long)n));
     free(got);
     free(ct);
     apr_pool_destroy(p);
