@@ -25,6 +25,7 @@ typedef struct {
     imgstore_route_e route;
     const char *mount;      /* the prefix the route was found under */
     const char *token_text; /* IMGSTORE_ROUTE_IMAGE: the path segment after /image/ */
+    const char *args;       /* the query as the client sent it: r->args is redacted */
 } route_t;
 
 /*
@@ -37,7 +38,7 @@ typedef struct {
 static route_t find_route(request_rec *r, const imgstore_dir_conf_t *dc)
 {
     core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-    route_t rt = {IMGSTORE_ROUTE_NONE, NULL, NULL};
+    route_t rt = {IMGSTORE_ROUTE_NONE, NULL, NULL, NULL};
     int i;
 
     for (i = -1; i < dc->mounts->nelts; i++) {
@@ -96,6 +97,8 @@ static route_t *route_and_redact(request_rec *r, const imgstore_dir_conf_t *dc)
     route_t *rt = apr_palloc(r->pool, sizeof(*rt));
 
     *rt = find_route(r, dc);
+    /* Upload controls come in the query (?ttl=1h&max_views=1): read them unredacted. */
+    rt->args = r->args != NULL ? apr_pstrdup(r->pool, r->args) : NULL;
     if (rt->token_text != NULL) {
         rt->token_text = apr_pstrdup(r->pool, rt->token_text);
     }
@@ -172,7 +175,7 @@ static int imgstore_handler(request_rec *r)
     }
     switch (rt.route) {
         case IMGSTORE_ROUTE_UPLOAD:
-            return imgstore_upload_handle(r, dc);
+            return imgstore_upload_handle(r, dc, rt.args);
         case IMGSTORE_ROUTE_IMAGE:
             if (r->method_number == M_DELETE) {
                 return imgstore_image_delete(r, rt.token_text);

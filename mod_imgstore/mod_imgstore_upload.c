@@ -342,10 +342,10 @@ static int control_value(request_rec *r, imgstore_multipart_t *mp, apr_table_t *
 }
 
 /* The query string's parameters, every occurrence kept (ap_args_to_table keeps one). */
-static apr_table_t *query_table(request_rec *r)
+static apr_table_t *query_table(request_rec *r, const char *query)
 {
     apr_table_t *t = apr_table_make(r->pool, 4);
-    char *rest = apr_pstrdup(r->pool, r->args), *pair, *state = NULL;
+    char *rest = apr_pstrdup(r->pool, query), *pair, *state = NULL;
 
     for (pair = apr_strtok(rest, "&", &state); pair != NULL; pair = apr_strtok(NULL, "&", &state)) {
         char *eq = strchr(pair, '=');
@@ -364,8 +364,8 @@ static apr_table_t *query_table(request_rec *r)
     return t;
 }
 
-static int read_controls(request_rec *r, const imgstore_dir_conf_t *dc, imgstore_multipart_t *mp,
-                         controls_t *c, const char **why)
+static int read_controls(request_rec *r, const imgstore_dir_conf_t *dc, const char *query,
+                         imgstore_multipart_t *mp, controls_t *c, const char **why)
 {
     apr_int64_t max_ttl = imgstore_conf_max_ttl(dc);
     imgstore_strip_mode_e mode = imgstore_conf_strip(dc);
@@ -373,8 +373,8 @@ static int read_controls(request_rec *r, const imgstore_dir_conf_t *dc, imgstore
     const char *v;
     int status, on;
 
-    if (r->args != NULL) {
-        args = query_table(r);
+    if (query != NULL) {
+        args = query_table(r, query);
     }
     c->ttl = imgstore_conf_ttl(dc);
     c->views = 0;
@@ -453,7 +453,7 @@ static imgstore_status_e prepare_image(request_rec *r, const imgstore_dir_conf_t
     return IMGSTORE_OK;
 }
 
-int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
+int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *args)
 {
     const imgstore_settings_t *set = imgstore_conf_settings(r->server);
     apr_int64_t max_size = imgstore_conf_max_size(dc);
@@ -489,7 +489,7 @@ int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
     }
     status = read_body(r, mp, rb, clen, max_body, &why);
     if (status == OK) {
-        status = read_controls(r, dc, mp, &ctl, &why);
+        status = read_controls(r, dc, args, mp, &ctl, &why);
     }
     if (status == AP_FILTER_ERROR) {
         return AP_FILTER_ERROR;

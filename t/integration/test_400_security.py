@@ -491,9 +491,10 @@ def _psql_as_runtime_role(pg, sql, db):
 
 
 def test_405_the_runtime_role_has_exactly_the_rights_the_module_uses(pg, make_httpd):
-    """imgstore-migrate --grant: SELECT, INSERT, DELETE on the images, SELECT, UPDATE on the
-    state row, SELECT, INSERT on the expiry chain, nothing more; the module still does everything with them (upload, read,
-    cleanup, quota)."""
+    """imgstore-migrate --grant: SELECT, INSERT, DELETE on the images and UPDATE of their
+    views_left column only, SELECT, UPDATE on the state row, SELECT, INSERT on the expiry chain,
+    nothing more; the module still does everything with them (upload, read, a view-limited
+    read, delete, cleanup, quota)."""
     db = pg.create_db("grant")
     want = {"imgstore_images": {"SELECT", "INSERT", "DELETE"},
             "imgstore_state": {"SELECT", "UPDATE"},
@@ -510,7 +511,20 @@ def test_405_the_runtime_role_has_exactly_the_rights_the_module_uses(pg, make_ht
         p = _psql_as_runtime_role(pg, sql, db)
         assert p.returncode != 0 and "permission denied" in p.stderr, (sql, p.stderr)
     assert pg.psql("SELECT count(*) FROM imgstore_state", db=db) == "1"
+    columns = pg.psql("SELECT string_agg(column_name, ',' ORDER BY column_name) FROM "
+                      "information_schema.columns WHERE table_name = 'imgstore_images' AND "
+                      "has_column_privilege('imgstore', 'imgstore_images', column_name, 'UPDATE')",
+                      db=db)
+    assert columns == "views_left", columns
     h = make_httpd(dbname=db, extra="ImgStoreTTL 1\nImgStoreMaxTotal 100M\n")
+    limited = requests.post(h.url("/upload"), files={"file": ("x.png", read("sample.png"))},
+                            data={"max_views": "2"}, timeout=30)
+    assert limited.status_code == 201, limited.text
+    for want in (200, 200, 404):
+        assert h.get("/image/" + limited.json()["hash"]).status_code == want
+    gone = h.upload(image("sample.png"))
+    assert requests.delete(h.url("/image/" + gone.json()["hash"]), timeout=30,
+                           headers={"X-Delete-Token": gone.json()["delete_token"]}).status_code == 204
     x = upload_ok(h, "sample-100k.png")
     assert h.get("/image/" + x).content == read("sample-100k.png")
     assert wait_until(lambda: requests.get(h.url("/cleanup"), timeout=30).json()["deleted"] == 1,
