@@ -78,6 +78,12 @@ static const imgstore_stmt_t stmt_fetch = {0, "imgstore_fetch_v1", sql_fetch, 4,
 static const imgstore_stmt_t stmt_fetch_slice = {1, "imgstore_fetch_slice_v1", sql_fetch_slice, 3,
                                                  slice_types};
 
+/* The hot cache's check that a cached row is still live: never reads the ciphertext. */
+static const char sql_confirm[] = "SELECT 1 FROM imgstore_images WHERE id = $1 AND expires_at > $2";
+static const Oid confirm_types[2] = {OID_BYTEA, OID_INT8};
+static const imgstore_stmt_t stmt_confirm = {12, "imgstore_confirm_v1", sql_confirm, 2,
+                                             confirm_types};
+
 static const char sql_schema_version[] = "SELECT schema_version FROM imgstore_state";
 
 /* $3 is the slack that lets a timer firing a little early still win its own interval. */
@@ -454,6 +460,26 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
     row->created_at = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 5));
     row->expires_at = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 6));
     return IMGSTORE_OK;
+}
+
+imgstore_status_e imgstore_store_confirm(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                         apr_int64_t now, const char **err)
+{
+    static const int formats[2] = {1, 1}, lengths[2] = {IMGSTORE_ID_BYTES, 8};
+    unsigned char now_be[8];
+    const char *values[2] = {(const char *)id, (const char *)now_be};
+    imgstore_status_e st;
+    PGresult *res;
+
+    imgstore_put_be64(now_be, now);
+    res = imgstore_stmt_exec(conn, &stmt_confirm, values, lengths, formats, FORMAT_BINARY);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, res, err);
+    } else {
+        st = PQntuples(res) == 1 ? IMGSTORE_OK : IMGSTORE_NOTFOUND;
+    }
+    PQclear(res);
+    return st;
 }
 
 imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,

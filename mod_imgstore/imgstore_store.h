@@ -74,6 +74,13 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
                                        imgstore_fetched_t *f, imgstore_row_t *row,
                                        const char **err);
 
+/*
+ * The hot cache's check (mod_imgstore_cache.h): whether the row with this
+ * id is live at now, without reading its ciphertext. OK or NOTFOUND.
+ */
+imgstore_status_e imgstore_store_confirm(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                         apr_int64_t now, const char **err);
+
 /* The schema version recorded by the migrations (SCHEMA if the tables are missing). */
 imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
                                                 const char **err);

@@ -14,6 +14,7 @@
 #include "imgstore_keyfile.h"
 #include "imgstore_sniff.h"
 #include "imgstore_value.h"
+#include "mod_imgstore_cache.h"
 
 #define TTL_MAX (30 * 24 * 3600)
 #define MAX_SIZE_MAX ((apr_int64_t)1 << 30)
@@ -303,6 +304,10 @@ const command_rec imgstore_cmds[] = {
                      "Image types accepted: jpeg png gif webp avif bmp (default all of them)"),
     AP_INIT_TAKE1("ImgStoreBaseURL", set_base_url, NULL, RSRC_CONF | ACCESS_CONF,
                   "Public URL of the mount, for image URLs behind a reverse proxy"),
+    /* The hot image cache (mod_imgstore_cache.c). */
+    AP_INIT_TAKE1("ImgStoreCache", imgstore_cache_cmd, NULL, RSRC_CONF,
+                  "Keep sealed images in mod_socache: provider:args, e.g. shmcb:cache(67108864) "
+                  "(default: no cache)"),
     {NULL}};
 
 static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc)

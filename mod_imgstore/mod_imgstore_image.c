@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "imgstore_image.h"
+#include "mod_imgstore_cache.h"
 #include "mod_imgstore_db.h"
 #include "mod_imgstore_response.h"
 #include "mod_imgstore_status.h"
@@ -18,6 +19,7 @@
 typedef struct {
     const unsigned char *token; /* the capability, decoded from the URL */
     const unsigned char *id;    /* its SHA-256: the row's key */
+    server_rec *s;              /* whose ImgStoreCache a miss fills */
     apr_int64_t now;
     apr_int64_t max_ciphertext;
     /* out */
@@ -95,9 +97,21 @@ static void discard_fetched(fetch_baton_t *b)
     imgstore_store_fetched_free(&b->fetched);
 }
 
+/* Decrypt a row held by b->fetched in place. */
+static void open_row(fetch_baton_t *b, apr_pool_t *p, const imgstore_row_t *row)
+{
+    b->key_id = row->key_id;
+    b->content_type = apr_pstrdup(p, row->content_type);
+    /* The value's memory belongs to the fetch, which belongs to us now. */
+    b->plain = (const char *)row->ciphertext;
+    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->token, b->id, row,
+                                    imgstore_now(), &b->plain_len);
+}
+
 /*
- * Runs while the connection is borrowed: fetch, then decrypt in place. The
- * result outlives the borrowed connection (PGresults are independent of it).
+ * Runs while the connection is borrowed: fetch, keep the sealed row in the
+ * cache, then decrypt in place. The result outlives the borrowed connection
+ * (PGresults are independent of it).
  */
 static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
@@ -109,13 +123,46 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     if (st != IMGSTORE_OK) {
         return st;
     }
-    b->key_id = row.key_id;
-    b->content_type = apr_pstrdup(p, row.content_type);
-    /* The value's memory belongs to the fetch, which belongs to us now. */
-    b->plain = (const char *)row.ciphertext;
-    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->token, b->id, &row,
-                                    imgstore_now(), &b->plain_len);
+    imgstore_cache_put(b->s, p, &row);
+    open_row(b, p, &row);
     return IMGSTORE_OK;
+}
+
+/* A cache hit: confirm with the database that the row is live (no ciphertext read). */
+static imgstore_status_e op_confirm(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+{
+    const fetch_baton_t *b = baton;
+
+    return imgstore_store_confirm(conn, p, b->id, b->now, err);
+}
+
+/*
+ * From the cache when it holds the row and the database confirms it is
+ * live; else from the database. NOTFOUND drops this host's copy.
+ */
+static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const char **err)
+{
+    imgstore_row_t row;
+    imgstore_status_e st;
+
+    if (imgstore_cache_get(r->server, r->pool, b->id, b->max_ciphertext, &b->fetched, &row) ==
+        IMGSTORE_OK) {
+        st = imgstore_db_run(r->server, r->pool, op_confirm, b, err);
+        if (st != IMGSTORE_OK) {
+            imgstore_store_fetched_free(&b->fetched);
+            if (st == IMGSTORE_NOTFOUND) {
+                imgstore_cache_remove(r->server, r->pool, b->id);
+            }
+            return st;
+        }
+        imgstore_status_count(IMGSTORE_COUNTER_CACHE_HITS, 1);
+        open_row(b, r->pool, &row);
+        return IMGSTORE_OK;
+    }
+    if (imgstore_cache_enabled(r->server)) {
+        imgstore_status_count(IMGSTORE_COUNTER_CACHE_MISSES, 1);
+    }
+    return imgstore_db_run(r->server, r->pool, op_fetch, b, err);
 }
 
 int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)
@@ -134,9 +181,10 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     memset(&b, 0, sizeof(b));
     b.token = token;
     b.id = id;
+    b.s = r->server;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
-    st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
+    st = fetch_image(r, &b, &err);
     OPENSSL_cleanse(token, sizeof(token));
     if (st != IMGSTORE_OK) {
         return imgstore_response_fail(r, st, "no such image", err);
@@ -144,6 +192,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     if (b.opened == IMGSTORE_NOKEY || b.opened == IMGSTORE_TAMPERED ||
         b.opened == IMGSTORE_INTERNAL) {
         discard_fetched(&b);
+        imgstore_cache_remove(r->server, r->pool, id);
         imgstore_status_count(IMGSTORE_COUNTER_TAG_FAILURES, 1);
         if (b.opened == IMGSTORE_NOKEY) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -161,6 +210,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     if (b.opened != IMGSTORE_OK) {
         /* Expired since the query, or not a type this module serves. */
         discard_fetched(&b);
+        imgstore_cache_remove(r->server, r->pool, id);
         return imgstore_response_fail(r, b.opened, "no such image", NULL);
     }
 
