@@ -32,7 +32,7 @@
 #define NETWORK_MAX_OBJECT (1024 * 1024 - 1024)
 
 /* Hints for the providers: shmcb sizes its subcaches (and so its largest object) from these. */
-#define HINT_OBJECT_SIZE (64 * 1024)
+#define HINT_OBJECT_SIZE (16 * 1024)
 
 typedef struct {
     const char *spec; /* provider:args as configured */
