@@ -36,7 +36,7 @@ import time
 import harness
 
 from phases import Bench
-from report import ratios, report, targets
+from report import chart, ratios, report, targets
 from settings import EXTRA_CONF, MAX_SIZE, RESULTS_DIR, ROOT, T0, _cleanups
 
 
@@ -106,6 +106,9 @@ def main():
     with open(path, "w") as f:
         json.dump(result, f, indent=1, default=str)
     print(report(result))
+    png = path[:-len(".json")] + ".png"
+    if chart(result, png):
+        print("chart: %s" % png)
     print("\nresults: %s  (%.0f s)" % (path, time.monotonic() - T0))
 
 

@@ -31,6 +31,9 @@
 /* memcached's default item limit (-I 1m); redis is given the same bound. */
 #define NETWORK_MAX_OBJECT (1024 * 1024 - 1024)
 
+/* The first lookup's buffer: below the module's mmap threshold (mod_imgstore.c). */
+#define SMALL_VALUE (128 * 1024)
+
 /* Hints for the providers: shmcb sizes its subcaches (and so its largest object) from these. */
 #define HINT_OBJECT_SIZE (16 * 1024)
 
@@ -265,13 +268,34 @@ void imgstore_cache_put(server_rec *s, apr_pool_t *p, const imgstore_row_t *row)
     }
 }
 
+/* One lookup into a buffer of cap bytes (f->buf, malloc()ed); APR_SUCCESS with *len set. */
+static apr_status_t retrieve(cache_t *c, server_rec *s, apr_pool_t *p, const unsigned char *id,
+                             apr_size_t cap, imgstore_fetched_t *f, unsigned int *len)
+{
+    apr_status_t rv;
+
+    f->buf = malloc(cap);
+    if (f->buf == NULL || !cache_lock(c, s)) {
+        imgstore_store_fetched_free(f);
+        return APR_ENOMEM;
+    }
+    *len = (unsigned int)cap;
+    rv = c->provider->retrieve(c->instance, s, id, IMGSTORE_ID_BYTES, f->buf, len, p);
+    cache_unlock(c);
+    if (rv != APR_SUCCESS || *len > cap) {
+        imgstore_store_fetched_free(f);
+        return rv != APR_SUCCESS ? rv : APR_ENOSPC;
+    }
+    return APR_SUCCESS;
+}
+
 imgstore_status_e imgstore_cache_get(server_rec *s, apr_pool_t *p, const unsigned char *id,
                                      apr_int64_t max_ciphertext, imgstore_fetched_t *f,
                                      imgstore_row_t *row)
 {
     cache_t *c = cache_of(s);
     apr_size_t cap;
-    unsigned int len;
+    unsigned int len = 0;
     apr_status_t rv;
 
     f->res = NULL;
@@ -283,24 +307,26 @@ imgstore_status_e imgstore_cache_get(server_rec *s, apr_pool_t *p, const unsigne
     if (cap > c->max_object) {
         cap = c->max_object;
     }
-    f->buf = malloc(cap);
-    if (f->buf == NULL || !cache_lock(c, s)) {
-        imgstore_store_fetched_free(f);
+    /*
+     * The caller supplies the buffer and a value larger than it is not found:
+     * most images fit a small one, which malloc() serves from its arenas; only
+     * when that finds nothing is the lookup repeated with room for the largest
+     * value (from mmap, touched only as far as the value goes).
+     */
+    rv = retrieve(c, s, p, id, cap < SMALL_VALUE ? cap : SMALL_VALUE, f, &len);
+    if (rv != APR_SUCCESS && rv != APR_ENOMEM && cap > SMALL_VALUE) {
+        rv = retrieve(c, s, p, id, cap, f, &len);
+    }
+    if (rv != APR_SUCCESS) {
         return IMGSTORE_NOTFOUND;
     }
-    len = (unsigned int)cap;
-    rv = c->provider->retrieve(c->instance, s, id, IMGSTORE_ID_BYTES, f->buf, &len, p);
-    cache_unlock(c);
-    if (rv == APR_SUCCESS && len <= cap &&
-        imgstore_cacherow_decode(f->buf, len, id, row) == IMGSTORE_OK &&
+    if (imgstore_cacherow_decode(f->buf, len, id, row) == IMGSTORE_OK &&
         (apr_int64_t)row->ciphertext_len <= max_ciphertext) {
         return IMGSTORE_OK;
     }
+    /* Not a row this build wrote, or larger than this mount takes: fetch it afresh. */
     imgstore_store_fetched_free(f);
-    if (rv == APR_SUCCESS) {
-        /* Not a row this build wrote, or larger than this mount takes: fetch it afresh. */
-        imgstore_cache_remove(s, p, id);
-    }
+    imgstore_cache_remove(s, p, id);
     return IMGSTORE_NOTFOUND;
 }
 
