@@ -37,7 +37,8 @@ class Bench:
         if max(self.p["conns"]) > 16:
             pg_tune_for_bench(self.pg, self.db)
         log("starting Apache (%s)" % harness.MODULE)
-        self.h = harness.Httpd(self.pg, extra=EXTRA_CONF)
+        # -D IMGSTORE_RUN: the MPM settings ./dev run ships (conf/dev-httpd.conf).
+        self.h = harness.Httpd(self.pg, extra=EXTRA_CONF, defines=["IMGSTORE_RUN"])
         _cleanups.append(lambda: (self.h.stop(), shutil.rmtree(self.h.dir, True)))
         self.h.start()
         log("PostgreSQL %s port %d, Apache %s port %d (pid %d)" % (
@@ -45,7 +46,7 @@ class Bench:
         # A second Apache on the same database and key, with the hot image cache as
         # ./dev run has it (-D IMGSTORE_CACHE: 128 MB shmcb): hot retrieval is measured
         # there, cold (every GET reads the database) on the first.
-        self.hot = harness.Httpd(self.pg, extra=EXTRA_CONF, defines=["IMGSTORE_CACHE"],
+        self.hot = harness.Httpd(self.pg, extra=EXTRA_CONF, defines=["IMGSTORE_RUN", "IMGSTORE_CACHE"],
                                  keyfile=self.h.keyfile)
         _cleanups.append(lambda: (self.hot.stop(), shutil.rmtree(self.hot.dir, True)))
         self.hot.start()

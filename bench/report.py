@@ -314,7 +314,7 @@ def chart(result, path):
             ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.suptitle("mod_imgstore vs its ceilings, one %s run (%s)" % (
-        result["profile"], result["started"]))
+        result["profile"], result["started"]), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
