@@ -97,7 +97,8 @@ def main():
               "config": {"conf": harness.CONF, "module": harness.MODULE,
                          "extra_conf": EXTRA_CONF, "max_size": MAX_SIZE,
                          "pg": "fsync/synchronous_commit/full_page_writes off (harness), "
-                               "max_connections 200, other settings default"},
+                               "max_connections 200, backends MALLOC_TRIM_THRESHOLD_=16M "
+                               "MALLOC_MMAP_THRESHOLD_=4M, other settings default"},
               "runs": b.runs, "extra": b.extra}
     result["ratios"] = ratios(b.runs, b.p)
     result["targets"] = targets(result)

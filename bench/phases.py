@@ -8,7 +8,7 @@ import time
 import harness
 from report import fmt_errors, mb
 from sampling import Sampler, httpd_children_rss
-from settings import (BENCH_KEY_ID, EXTRA_CONF, FAR_FUTURE, PROFILES, SIZES, VARIANTS,
+from settings import (BENCH_KEY_ID, PG_MALLOC_ENV, EXTRA_CONF, FAR_FUTURE, PROFILES, SIZES, VARIANTS,
                       _cleanups, check_deadline, log)
 from tools import (DB, cache_counters, cleanup_until_done, make_images, openssl_speed, pg_postmaster_pid,
                    pg_setup_bench_objects, pg_tune_for_bench, pgbench, session, size_class,
@@ -31,6 +31,9 @@ class Bench:
     # -- environment ----------------------------------------------------------------
     def start(self):
         log("starting PostgreSQL (harness cluster under /tmp/imgstore-pg-*)")
+        # The backends' glibc settings ./dev run and the compose file give them
+        # (README, "Tuning PostgreSQL"); inherited through runuser and pg_ctl.
+        os.environ.update(PG_MALLOC_ENV)
         self.pg = harness.Postgres()
         _cleanups.append(lambda: (self.pg.stop(), shutil.rmtree(self.pg.dir, True)))
         self.db = DB(self.pg)
@@ -46,7 +49,8 @@ class Bench:
         # A second Apache on the same database and key, with the hot image cache as
         # ./dev run has it (-D IMGSTORE_CACHE: 128 MB shmcb): hot retrieval is measured
         # there, cold (every GET reads the database) on the first.
-        self.hot = harness.Httpd(self.pg, extra=EXTRA_CONF, defines=["IMGSTORE_RUN", "IMGSTORE_CACHE"],
+        self.hot = harness.Httpd(self.pg, extra=EXTRA_CONF,
+                                 defines=["IMGSTORE_RUN", "IMGSTORE_CACHE"],
                                  keyfile=self.h.keyfile)
         _cleanups.append(lambda: (self.hot.stop(), shutil.rmtree(self.hot.dir, True)))
         self.hot.start()
