@@ -15,6 +15,10 @@
 #   IMGSTORE_MOUNT (/)                 where the store is mounted
 #   IMGSTORE_PORT (8080), IMGSTORE_KEY_DIR (/var/lib/imgstore), APACHE_CONFDIR (/etc/apache2),
 #   IMGSTORE_SQL_DIR (/usr/share/imgstore/sql), IMGSTORE_MIGRATE (imgstore-migrate)
+#   IMGSTORE_EXPIRY_KEY_FILE (/run/imgstore/expiry.key)   the expiry-key state file: Apache creates
+#       it on first start. Deliberately NOT in the key volume: it must never be backed up, and
+#       losing it (a new container) loses only the images still live (README, "Security model").
+#   IMGSTORE_EXPIRY_KEY_PERIOD         ImgStoreExpiryKeyPeriod (unset: the module's default, 10m)
 set -eu
 
 : "${POSTGRES_USER:?POSTGRES_USER is required}"
@@ -35,7 +39,8 @@ die() { echo "imgstore: $*" >&2; exit 1; }
 # backslashes or line breaks there (they could add directives).
 for v in POSTGRES_USER POSTGRES_PASSWORD POSTGRES_HOST POSTGRES_PORT POSTGRES_DB IMGSTORE_DB_USER \
     IMGSTORE_DB_PASSWORD IMGSTORE_TTL IMGSTORE_MAX_SIZE IMGSTORE_MAX_TOTAL IMGSTORE_BASE_URL \
-    IMGSTORE_CLEANUP_INTERVAL IMGSTORE_DBD_MAX IMGSTORE_MOUNT IMGSTORE_PORT; do
+    IMGSTORE_CLEANUP_INTERVAL IMGSTORE_DBD_MAX IMGSTORE_MOUNT IMGSTORE_PORT \
+    IMGSTORE_EXPIRY_KEY_FILE IMGSTORE_EXPIRY_KEY_PERIOD; do
     eval "val=\${$v:-}"
     case "$val" in
         *[!A-Za-z0-9._:/@+=-]*) die "$v must not contain spaces, quotes, backslashes or line breaks" ;;
@@ -83,6 +88,8 @@ SQL
 unset PGPASSWORD
 
 optional() { [ -z "$2" ] || echo "$1 $2"; }
+expfile=${IMGSTORE_EXPIRY_KEY_FILE:-/run/imgstore/expiry.key}
+(umask 077 && mkdir -p "$(dirname "$expfile")")
 site="$confdir/conf-available/imgstore-site.conf"
 (
     umask 077
@@ -96,6 +103,8 @@ DBDMin 0
 DBDKeep 4
 DBDMax ${IMGSTORE_DBD_MAX:-10}
 ImgStoreKeyFile $keydir/imgstore.key
+ImgStoreExpiryKeyFile $expfile
+$(optional ImgStoreExpiryKeyPeriod "${IMGSTORE_EXPIRY_KEY_PERIOD:-}")
 ImgStoreTTL ${IMGSTORE_TTL:-5m}
 ImgStoreMaxSize ${IMGSTORE_MAX_SIZE:-10M}
 $(optional ImgStoreMaxTotal "${IMGSTORE_MAX_TOTAL:-}")

@@ -6,8 +6,11 @@
 
 #define MAGIC "ISC1"
 #define MAGIC_LEN 4
-/* magic, key id, nonce, created, expires, size, type length (type follows), ciphertext length */
-#define FIXED_LEN (MAGIC_LEN + 2 + IMGSTORE_NONCE_BYTES + 8 + 8 + 8 + 1 + 4)
+/*
+ * magic, key id, nonce, created, expires, size, expiry period, type length
+ * (type follows), ciphertext length
+ */
+#define FIXED_LEN (MAGIC_LEN + 2 + IMGSTORE_NONCE_BYTES + 8 + 8 + 8 + 8 + 1 + 4)
 #define MAX_TYPE_LEN 64
 #define MAX_CIPHERTEXT 0xffffffffu
 
@@ -44,6 +47,8 @@ apr_size_t imgstore_cacherow_encode(const imgstore_row_t *row, unsigned char *ou
     p += 8;
     imgstore_put_be64(p, row->size);
     p += 8;
+    imgstore_put_be64(p, row->expiry_period);
+    p += 8;
     *p++ = (unsigned char)type_len;
     memcpy(p, row->content_type, type_len + 1);
     p += type_len + 1;
@@ -73,6 +78,8 @@ imgstore_status_e imgstore_cacherow_decode(unsigned char *buf, apr_size_t len,
     row->expires_at = (apr_int64_t)imgstore_be64(p);
     p += 8;
     row->size = (apr_int64_t)imgstore_be64(p);
+    p += 8;
+    row->expiry_period = (apr_int64_t)imgstore_be64(p);
     p += 8;
     type_len = *p++;
     /* The rest must hold the type, its NUL, the ciphertext length and exactly the ciphertext. */

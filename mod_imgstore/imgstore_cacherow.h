@@ -5,7 +5,8 @@
  * id is the cache key, not part of the value.
  *
  * Layout, big-endian: "ISC1", key_id (2), nonce (12), created_at (8),
- * expires_at (8), size (8), content type length (1), content type and a NUL,
+ * expires_at (8), size (8), expiry_period (8, -1 for a v1 row), content type
+ * length (1), content type and a NUL,
  * ciphertext length (4), ciphertext (size + IMGSTORE_TAG_BYTES).
  *
  * Core unit: libc and APR only.

@@ -135,8 +135,8 @@ static void walker_done(walker_t *wk)
     wk->ctx = NULL;
 }
 
-imgstore_expkey_status_e imgstore_expkey_ratchet(const unsigned char in[SB], apr_uint64_t steps,
-                                                 unsigned char out[SB])
+imgstore_status_e imgstore_expkey_ratchet(const unsigned char in[SB], apr_uint64_t steps,
+                                          unsigned char out[SB])
 {
     walker_t wk;
     int ok = 1;
@@ -145,11 +145,11 @@ imgstore_expkey_status_e imgstore_expkey_ratchet(const unsigned char in[SB], apr
         memcpy(out, in, SB);
     }
     if (steps == 0) {
-        return IMGSTORE_EXPKEY_OK;
+        return IMGSTORE_OK;
     }
     if (!walker_init(&wk)) {
         OPENSSL_cleanse(out, SB);
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     while (ok && steps-- > 0) {
         ok = walker_step(&wk, out);
@@ -157,9 +157,9 @@ imgstore_expkey_status_e imgstore_expkey_ratchet(const unsigned char in[SB], apr
     walker_done(&wk);
     if (!ok) {
         OPENSSL_cleanse(out, SB);
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
-    return IMGSTORE_EXPKEY_OK;
+    return IMGSTORE_OK;
 }
 
 /* ---- The state file ---- */
@@ -204,9 +204,9 @@ static void file_encode(const imgstore_expkey_state_t *st,
 }
 
 /* Load; *missing is set when the file does not exist (then BADFILE). */
-static imgstore_expkey_status_e file_load(apr_pool_t *p, const char *path, uid_t owner_uid,
-                                          apr_uint32_t period, imgstore_expkey_state_t *st,
-                                          const char **reason, int *missing)
+static imgstore_status_e file_load(apr_pool_t *p, const char *path, uid_t owner_uid,
+                                   apr_uint32_t period, imgstore_expkey_state_t *st,
+                                   const char **reason, int *missing)
 {
     unsigned char buf[IMGSTORE_EXPKEY_FILE_BYTES + 1], sum[32];
     const char *err = NULL;
@@ -227,7 +227,7 @@ static imgstore_expkey_status_e file_load(apr_pool_t *p, const char *path, uid_t
             err = apr_psprintf(p, "cannot be opened: %s", strerror(errno));
         }
         *reason = apr_psprintf(p, "%s %s", path, err);
-        return IMGSTORE_EXPKEY_BADFILE;
+        return IMGSTORE_INVALID;
     }
     /* Checked on the descriptor, so what we verify is what we read. */
     if (fstat(fd, &sb) != 0) {
@@ -292,14 +292,14 @@ static imgstore_expkey_status_e file_load(apr_pool_t *p, const char *path, uid_t
     if (err != NULL) {
         imgstore_expkey_state_wipe(st);
         *reason = apr_psprintf(p, "%s %s", path, err);
-        return IMGSTORE_EXPKEY_BADFILE;
+        return IMGSTORE_INVALID;
     }
-    return IMGSTORE_EXPKEY_OK;
+    return IMGSTORE_OK;
 }
 
-imgstore_expkey_status_e imgstore_expkey_file_load(apr_pool_t *p, const char *path, uid_t owner_uid,
-                                                   apr_uint32_t period, imgstore_expkey_state_t *st,
-                                                   const char **reason)
+imgstore_status_e imgstore_expkey_file_load(apr_pool_t *p, const char *path, uid_t owner_uid,
+                                            apr_uint32_t period, imgstore_expkey_state_t *st,
+                                            const char **reason)
 {
     int missing;
 
@@ -322,9 +322,8 @@ static int write_all(int fd, const unsigned char *buf, size_t len)
     return 1;
 }
 
-imgstore_expkey_status_e imgstore_expkey_file_write(apr_pool_t *p, const char *path,
-                                                    const imgstore_expkey_state_t *st,
-                                                    const char **reason)
+imgstore_status_e imgstore_expkey_file_write(apr_pool_t *p, const char *path,
+                                             const imgstore_expkey_state_t *st, const char **reason)
 {
     unsigned char buf[IMGSTORE_EXPKEY_FILE_BYTES];
     const char *tmp = apr_pstrcat(p, path, ".tmp", NULL);
@@ -390,11 +389,11 @@ imgstore_expkey_status_e imgstore_expkey_file_write(apr_pool_t *p, const char *p
         }
         OPENSSL_cleanse(buf, sizeof(buf));
         *reason = apr_psprintf(p, "%s: %s %s: %s", path, what, dir, strerror(errno));
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     close(dfd);
     OPENSSL_cleanse(buf, sizeof(buf));
-    return IMGSTORE_EXPKEY_OK;
+    return IMGSTORE_OK;
 
 failed:
     *reason =
@@ -404,7 +403,7 @@ failed:
     }
     unlink(tmp);
     OPENSSL_cleanse(buf, sizeof(buf));
-    return IMGSTORE_EXPKEY_ERROR;
+    return IMGSTORE_INTERNAL;
 
 crashed:
     /* As a crash would: the temp file stays as it is, the descriptor is simply dropped. */
@@ -413,34 +412,33 @@ crashed:
     }
     OPENSSL_cleanse(buf, sizeof(buf));
     *reason = apr_psprintf(p, "%s: rewrite interrupted before step %d (test hook)", path, step);
-    return IMGSTORE_EXPKEY_ERROR;
+    return IMGSTORE_INTERNAL;
 }
 
-imgstore_expkey_status_e imgstore_expkey_file_sync(apr_pool_t *p, const char *path, uid_t owner_uid,
-                                                   apr_uint32_t period, apr_int64_t grace,
-                                                   apr_int64_t now, imgstore_expkey_state_t *st,
-                                                   const char **reason)
+imgstore_status_e imgstore_expkey_file_sync(apr_pool_t *p, const char *path, uid_t owner_uid,
+                                            apr_uint32_t period, apr_int64_t grace, apr_int64_t now,
+                                            imgstore_expkey_state_t *st, const char **reason)
 {
     const char *tmp = apr_pstrcat(p, path, ".tmp", NULL);
     apr_uint64_t target = imgstore_expkey_period_of(now - grace, period);
-    imgstore_expkey_status_e rv;
+    imgstore_status_e rv;
     int missing;
 
     if (period < IMGSTORE_EXPKEY_PERIOD_MIN || period > IMGSTORE_EXPKEY_PERIOD_MAX) {
         memset(st, 0, sizeof(*st));
         *reason =
             apr_psprintf(p, "%s: period length %lu s out of range", path, (unsigned long)period);
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     /* A leftover of an interrupted rewrite holds a secret: it never outlives the next run. */
     if (unlink(tmp) != 0 && errno != ENOENT) {
         memset(st, 0, sizeof(*st));
         *reason =
             apr_psprintf(p, "%s: cannot remove the leftover %s: %s", path, tmp, strerror(errno));
-        return IMGSTORE_EXPKEY_BADFILE;
+        return IMGSTORE_INVALID;
     }
     rv = file_load(p, path, owner_uid, period, st, reason, &missing);
-    if (rv != IMGSTORE_EXPKEY_OK && !missing) {
+    if (rv != IMGSTORE_OK && !missing) {
         return rv;
     }
     if (missing) {
@@ -450,30 +448,31 @@ imgstore_expkey_status_e imgstore_expkey_file_sync(apr_pool_t *p, const char *pa
         if (RAND_priv_bytes(st->secret, SB) != 1) {
             imgstore_expkey_state_wipe(st);
             *reason = apr_psprintf(p, "%s cannot be created: no random bytes", path);
-            return IMGSTORE_EXPKEY_ERROR;
+            return IMGSTORE_INTERNAL;
         }
         imgstore_expkey_lineage(st->secret, st->lineage);
         rv = imgstore_expkey_file_write(p, path, st, reason);
-        if (rv != IMGSTORE_EXPKEY_OK) {
+        if (rv != IMGSTORE_OK) {
             imgstore_expkey_state_wipe(st);
             return rv;
         }
-        return IMGSTORE_EXPKEY_CREATED;
+        *reason = apr_psprintf(p, "%s did not exist: created with a fresh random secret", path);
+        return IMGSTORE_OK;
     }
     if (st->e < target) {
-        if (imgstore_expkey_ratchet(st->secret, target - st->e, st->secret) != IMGSTORE_EXPKEY_OK) {
+        if (imgstore_expkey_ratchet(st->secret, target - st->e, st->secret) != IMGSTORE_OK) {
             imgstore_expkey_state_wipe(st);
             *reason = apr_psprintf(p, "%s cannot be advanced: HKDF failed", path);
-            return IMGSTORE_EXPKEY_ERROR;
+            return IMGSTORE_INTERNAL;
         }
         st->e = target;
         rv = imgstore_expkey_file_write(p, path, st, reason);
-        if (rv != IMGSTORE_EXPKEY_OK) {
+        if (rv != IMGSTORE_OK) {
             imgstore_expkey_state_wipe(st);
             return rv;
         }
     }
-    return IMGSTORE_EXPKEY_OK;
+    return IMGSTORE_OK;
 }
 
 /* ---- v2 master keys, seal and open ---- */
@@ -631,19 +630,18 @@ static size_t build_aad_v2(const imgstore_aad_t *aad, apr_uint64_t e, unsigned c
  * One AES-256-GCM pass (enc: write the tag; !enc: check it). Written here
  * rather than shared: imgstore_crypt.c keeps its GCM step private.
  */
-static imgstore_expkey_status_e gcm_pass(const EVP_CIPHER *cipher, int enc,
-                                         const unsigned char key[32],
-                                         const unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                                         const unsigned char *ad, size_t ad_len,
-                                         const unsigned char *in, apr_size_t len,
-                                         unsigned char *out, unsigned char tag[IMGSTORE_TAG_BYTES])
+static imgstore_status_e gcm_pass(const EVP_CIPHER *cipher, int enc, const unsigned char key[32],
+                                  const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                                  const unsigned char *ad, size_t ad_len, const unsigned char *in,
+                                  apr_size_t len, unsigned char *out,
+                                  unsigned char tag[IMGSTORE_TAG_BYTES])
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    imgstore_expkey_status_e rv = IMGSTORE_EXPKEY_ERROR;
+    imgstore_status_e rv = IMGSTORE_INTERNAL;
     int outl;
 
     if (ctx == NULL) {
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1 ||
         EVP_CipherUpdate(ctx, NULL, &outl, ad, (int)ad_len) != 1) {
@@ -661,43 +659,43 @@ static imgstore_expkey_status_e gcm_pass(const EVP_CIPHER *cipher, int enc,
     if (enc) {
         if (EVP_CipherFinal_ex(ctx, out, &outl) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-            rv = IMGSTORE_EXPKEY_OK;
+            rv = IMGSTORE_OK;
         }
     } else if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-        rv = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? IMGSTORE_EXPKEY_OK : IMGSTORE_EXPKEY_TAG;
+        rv = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? IMGSTORE_OK : IMGSTORE_TAMPERED;
     }
 done:
     EVP_CIPHER_CTX_free(ctx);
     return rv;
 }
 
-imgstore_expkey_status_e imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
-                                              const unsigned char secret[SB], apr_uint64_t e,
-                                              const unsigned char token[IMGSTORE_TOKEN_BYTES],
-                                              const imgstore_aad_t *aad,
-                                              unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                                              unsigned char *buf, apr_size_t len)
+imgstore_status_e imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
+                                       const unsigned char secret[SB], apr_uint64_t e,
+                                       const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                       const imgstore_aad_t *aad,
+                                       unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                                       unsigned char *buf, apr_size_t len)
 {
     const key_entry_t *ke = keys_find(keys, aad->key_id);
     unsigned char key[32], ad[AAD_V2_MAX];
-    imgstore_expkey_status_e rv;
+    imgstore_status_e rv;
     size_t ad_len;
 
     if (ke == NULL) {
-        return IMGSTORE_EXPKEY_NOKEY;
+        return IMGSTORE_NOKEY;
     }
     ad_len = build_aad_v2(aad, e, ad);
     if (ad_len == 0 || RAND_bytes(nonce, IMGSTORE_NONCE_BYTES) != 1 ||
         !derive_key(keys, ke, secret, e, token, key)) {
         OPENSSL_cleanse(key, sizeof(key));
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     rv = gcm_pass(keys->gcm, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
     OPENSSL_cleanse(key, sizeof(key));
     return rv;
 }
 
-imgstore_expkey_status_e
+imgstore_status_e
 imgstore_expkey_open(const imgstore_expkey_keys_t *keys, const unsigned char secret[SB],
                      apr_uint64_t e, const unsigned char token[IMGSTORE_TOKEN_BYTES],
                      const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
@@ -705,29 +703,29 @@ imgstore_expkey_open(const imgstore_expkey_keys_t *keys, const unsigned char sec
 {
     const key_entry_t *ke = keys_find(keys, aad->key_id);
     unsigned char key[32], ad[AAD_V2_MAX], tag[IMGSTORE_TAG_BYTES];
-    imgstore_expkey_status_e rv;
+    imgstore_status_e rv;
     apr_size_t len;
     size_t ad_len;
 
     if (ke == NULL) {
-        return IMGSTORE_EXPKEY_NOKEY;
+        return IMGSTORE_NOKEY;
     }
     if (ct_len < IMGSTORE_TAG_BYTES) {
-        return IMGSTORE_EXPKEY_TAG;
+        return IMGSTORE_TAMPERED;
     }
     len = ct_len - IMGSTORE_TAG_BYTES;
     memcpy(tag, ct + len, IMGSTORE_TAG_BYTES);
     ad_len = build_aad_v2(aad, e, ad);
     if (ad_len == 0) {
-        return IMGSTORE_EXPKEY_TAG;
+        return IMGSTORE_TAMPERED;
     }
     if (!derive_key(keys, ke, secret, e, token, key)) {
         OPENSSL_cleanse(key, sizeof(key));
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     rv = gcm_pass(keys->gcm, 0, key, nonce, ad, ad_len, ct, len, out, tag);
     OPENSSL_cleanse(key, sizeof(key));
-    if (rv != IMGSTORE_EXPKEY_OK) {
+    if (rv != IMGSTORE_OK) {
         /* Never leave unauthenticated plaintext behind. */
         OPENSSL_cleanse(out, len);
     }
@@ -832,7 +830,7 @@ static apr_uint64_t cp_top(const imgstore_expkey_window_t *w)
     return w->ncp > 0 ? w->cp_first + (apr_uint64_t)(w->ncp - 1) * w->stride : w->lo;
 }
 
-static imgstore_expkey_status_e advance_locked(imgstore_expkey_window_t *w, apr_int64_t now)
+static imgstore_status_e advance_locked(imgstore_expkey_window_t *w, apr_int64_t now)
 {
     apr_uint64_t target = imgstore_expkey_period_of(now - w->grace, w->period), from = w->lo;
     unsigned drop = 0, i;
@@ -840,7 +838,7 @@ static imgstore_expkey_status_e advance_locked(imgstore_expkey_window_t *w, apr_
     int ok = 1;
 
     if (!w->alive || target <= w->lo) {
-        return w->alive ? IMGSTORE_EXPKEY_OK : IMGSTORE_EXPKEY_GONE;
+        return w->alive ? IMGSTORE_OK : IMGSTORE_NOTFOUND;
     }
     /* Start from the latest checkpoint at or before target, if one is closer than lo. */
     if (w->ncp > 0 && w->cp_first <= target) {
@@ -871,16 +869,15 @@ static imgstore_expkey_status_e advance_locked(imgstore_expkey_window_t *w, apr_
     if (!ok) {
         /* Half-advanced is not a state to keep: forget everything. */
         wipe_locked(w);
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
     w->lo = target;
-    return IMGSTORE_EXPKEY_OK;
+    return IMGSTORE_OK;
 }
 
-imgstore_expkey_status_e imgstore_expkey_window_advance(imgstore_expkey_window_t *w,
-                                                        apr_int64_t now)
+imgstore_status_e imgstore_expkey_window_advance(imgstore_expkey_window_t *w, apr_int64_t now)
 {
-    imgstore_expkey_status_e rv;
+    imgstore_status_e rv;
 
     lock(w);
     rv = advance_locked(w, now);
@@ -888,20 +885,20 @@ imgstore_expkey_status_e imgstore_expkey_window_advance(imgstore_expkey_window_t
     return rv;
 }
 
-static imgstore_expkey_status_e get_locked(imgstore_expkey_window_t *w, apr_uint64_t e,
-                                           apr_int64_t now, unsigned char out[SB])
+static imgstore_status_e get_locked(imgstore_expkey_window_t *w, apr_uint64_t e, apr_int64_t now,
+                                    unsigned char out[SB])
 {
-    imgstore_expkey_status_e rv = advance_locked(w, now);
+    imgstore_status_e rv = advance_locked(w, now);
     apr_uint64_t hi, at;
     walker_t wk;
     int ok = 1;
 
-    if (rv != IMGSTORE_EXPKEY_OK) {
+    if (rv != IMGSTORE_OK) {
         return rv;
     }
     hi = imgstore_expkey_period_of(now + w->horizon + w->grace, w->period);
     if (e < w->lo || e > hi) {
-        return IMGSTORE_EXPKEY_GONE;
+        return IMGSTORE_NOTFOUND;
     }
     if (w->ncp > 0 && e >= w->cp_first) {
         apr_uint64_t idx = (e - w->cp_first) / w->stride;
@@ -915,7 +912,7 @@ static imgstore_expkey_status_e get_locked(imgstore_expkey_window_t *w, apr_uint
         at = w->lo;
     }
     if (at == e) {
-        return IMGSTORE_EXPKEY_OK;
+        return IMGSTORE_OK;
     }
     ok = walker_init(&wk);
     while (ok && at < e) {
@@ -937,20 +934,20 @@ static imgstore_expkey_status_e get_locked(imgstore_expkey_window_t *w, apr_uint
     }
     if (!ok) {
         OPENSSL_cleanse(out, SB);
-        return IMGSTORE_EXPKEY_ERROR;
+        return IMGSTORE_INTERNAL;
     }
-    return IMGSTORE_EXPKEY_OK;
+    return IMGSTORE_OK;
 }
 
-imgstore_expkey_status_e imgstore_expkey_window_get(imgstore_expkey_window_t *w, apr_uint64_t e,
-                                                    apr_int64_t now, unsigned char out[SB])
+imgstore_status_e imgstore_expkey_window_get(imgstore_expkey_window_t *w, apr_uint64_t e,
+                                             apr_int64_t now, unsigned char out[SB])
 {
-    imgstore_expkey_status_e rv;
+    imgstore_status_e rv;
 
     lock(w);
     rv = get_locked(w, e, now, out);
     unlock(w);
-    if (rv != IMGSTORE_EXPKEY_OK) {
+    if (rv != IMGSTORE_OK) {
         OPENSSL_cleanse(out, SB);
     }
     return rv;
@@ -980,36 +977,7 @@ void imgstore_expkey_window_memory(const imgstore_expkey_window_t *w, const void
     *len = (apr_size_t)(1 + CHECKPOINTS) * SB;
 }
 
-imgstore_expkey_status_e imgstore_expkey_window_seal(
-    imgstore_expkey_window_t *w, const imgstore_expkey_keys_t *keys, apr_int64_t now,
-    const unsigned char token[IMGSTORE_TOKEN_BYTES], const imgstore_aad_t *aad, apr_uint64_t *e,
-    unsigned char nonce[IMGSTORE_NONCE_BYTES], unsigned char *buf, apr_size_t len)
+apr_uint32_t imgstore_expkey_window_period(const imgstore_expkey_window_t *w)
 {
-    unsigned char secret[SB];
-    imgstore_expkey_status_e rv;
-
-    *e = imgstore_expkey_period_of(aad->expires_at, w->period);
-    rv = imgstore_expkey_window_get(w, *e, now, secret);
-    if (rv == IMGSTORE_EXPKEY_OK) {
-        rv = imgstore_expkey_seal(keys, secret, *e, token, aad, nonce, buf, len);
-    }
-    OPENSSL_cleanse(secret, SB);
-    return rv;
-}
-
-imgstore_expkey_status_e imgstore_expkey_window_open(
-    imgstore_expkey_window_t *w, const imgstore_expkey_keys_t *keys, apr_int64_t now,
-    apr_uint64_t e, const unsigned char token[IMGSTORE_TOKEN_BYTES], const imgstore_aad_t *aad,
-    const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct, apr_size_t ct_len,
-    unsigned char *out)
-{
-    unsigned char secret[SB];
-    imgstore_expkey_status_e rv;
-
-    rv = imgstore_expkey_window_get(w, e, now, secret);
-    if (rv == IMGSTORE_EXPKEY_OK) {
-        rv = imgstore_expkey_open(keys, secret, e, token, aad, nonce, ct, ct_len, out);
-    }
-    OPENSSL_cleanse(secret, SB);
-    return rv;
+    return w->period;
 }

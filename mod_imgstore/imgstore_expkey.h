@@ -79,6 +79,7 @@
 #include <sys/types.h>
 
 #include "imgstore_crypt.h"
+#include "imgstore_status.h"
 #include "imgstore_token.h"
 
 #define IMGSTORE_EXPKEY_SECRET_BYTES 32
@@ -89,15 +90,14 @@
 #define IMGSTORE_EXPKEY_PERIOD_MAX 86400
 #define IMGSTORE_AAD_VERSION_V2 2
 
-typedef enum {
-    IMGSTORE_EXPKEY_OK = 0,
-    IMGSTORE_EXPKEY_CREATED, /* the state file was missing and is now created: log at notice */
-    IMGSTORE_EXPKEY_GONE,    /* the period's secret is erased or out of reach: a 404 */
-    IMGSTORE_EXPKEY_NOKEY,   /* unknown master key id */
-    IMGSTORE_EXPKEY_TAG,     /* ciphertext too short or the tag did not verify */
-    IMGSTORE_EXPKEY_BADFILE, /* the state file is unusable; the reason says why */
-    IMGSTORE_EXPKEY_ERROR    /* OpenSSL, memory or I/O failure; the reason says which */
-} imgstore_expkey_status_e;
+/*
+ * Results follow the core's one convention (imgstore_status.h): OK;
+ * NOTFOUND: the period's secret is erased or out of reach (answer 404);
+ * NOKEY: unknown master key id; TAMPERED: ciphertext too short or the tag
+ * did not verify; INVALID: the state file is unusable (the reason names the
+ * file and the problem); INTERNAL: OpenSSL, memory or I/O failure (the
+ * reason says which).
+ */
 
 /* What the state file holds (in memory). */
 typedef struct {
@@ -111,9 +111,9 @@ typedef struct {
 apr_uint64_t imgstore_expkey_period_of(apr_int64_t t, apr_uint32_t period);
 
 /* out = S_(e + steps) from in = S_e (in and out may be the same buffer). */
-imgstore_expkey_status_e
-imgstore_expkey_ratchet(const unsigned char in[IMGSTORE_EXPKEY_SECRET_BYTES], apr_uint64_t steps,
-                        unsigned char out[IMGSTORE_EXPKEY_SECRET_BYTES]);
+imgstore_status_e imgstore_expkey_ratchet(const unsigned char in[IMGSTORE_EXPKEY_SECRET_BYTES],
+                                          apr_uint64_t steps,
+                                          unsigned char out[IMGSTORE_EXPKEY_SECRET_BYTES]);
 
 /* lineage = SHA-256("imgstore v2 lineage" || genesis) */
 void imgstore_expkey_lineage(const unsigned char genesis[IMGSTORE_EXPKEY_SECRET_BYTES],
@@ -131,14 +131,14 @@ void imgstore_expkey_state_wipe(imgstore_expkey_state_t *st);
  * period length in range and equal to period. OK, or BADFILE/ERROR with
  * *reason ("<path> is ..."); st is wiped unless OK.
  */
-imgstore_expkey_status_e imgstore_expkey_file_load(apr_pool_t *p, const char *path, uid_t owner_uid,
-                                                   apr_uint32_t period, imgstore_expkey_state_t *st,
-                                                   const char **reason);
+imgstore_status_e imgstore_expkey_file_load(apr_pool_t *p, const char *path, uid_t owner_uid,
+                                            apr_uint32_t period, imgstore_expkey_state_t *st,
+                                            const char **reason);
 
 /* Write st to path atomically (see above). OK or ERROR with *reason. */
-imgstore_expkey_status_e imgstore_expkey_file_write(apr_pool_t *p, const char *path,
-                                                    const imgstore_expkey_state_t *st,
-                                                    const char **reason);
+imgstore_status_e imgstore_expkey_file_write(apr_pool_t *p, const char *path,
+                                             const imgstore_expkey_state_t *st,
+                                             const char **reason);
 
 /*
  * What the parent runs at startup and at each period boundary: remove a
@@ -146,12 +146,13 @@ imgstore_expkey_status_e imgstore_expkey_file_write(apr_pool_t *p, const char *p
  * period of (now - grace) if missing: CREATED); advance it to the period of
  * (now - grace) and rewrite it if that moved it. Never moves backwards (a
  * clock that went back leaves the file as it is). st receives the state.
- * OK, CREATED, or BADFILE/ERROR with *reason.
+ * OK with *reason NULL; OK with *reason set when the file was missing and
+ * is now created (a sentence to log at notice); or INVALID/INTERNAL with
+ * *reason.
  */
-imgstore_expkey_status_e imgstore_expkey_file_sync(apr_pool_t *p, const char *path, uid_t owner_uid,
-                                                   apr_uint32_t period, apr_int64_t grace,
-                                                   apr_int64_t now, imgstore_expkey_state_t *st,
-                                                   const char **reason);
+imgstore_status_e imgstore_expkey_file_sync(apr_pool_t *p, const char *path, uid_t owner_uid,
+                                            apr_uint32_t period, apr_int64_t grace, apr_int64_t now,
+                                            imgstore_expkey_state_t *st, const char **reason);
 
 /*
  * Test seam: before each step of a rewrite, hook(step, baton) is called; a
@@ -184,7 +185,7 @@ const char *imgstore_expkey_keys_add(imgstore_expkey_keys_t *keys, int key_id,
  * Seal buf[0..len) in place under (key aad->key_id, S_e, token); the tag goes
  * to buf + len. OK, NOKEY or ERROR (also for a content type over 255 bytes).
  */
-imgstore_expkey_status_e
+imgstore_status_e
 imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
                      const unsigned char secret[IMGSTORE_EXPKEY_SECRET_BYTES], apr_uint64_t e,
                      const unsigned char token[IMGSTORE_TOKEN_BYTES], const imgstore_aad_t *aad,
@@ -194,7 +195,7 @@ imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
  * Open ct (ct_len includes the tag) into out (may equal ct). Unless OK, out
  * is wiped: NOKEY, TAG or ERROR.
  */
-imgstore_expkey_status_e
+imgstore_status_e
 imgstore_expkey_open(const imgstore_expkey_keys_t *keys,
                      const unsigned char secret[IMGSTORE_EXPKEY_SECRET_BYTES], apr_uint64_t e,
                      const unsigned char token[IMGSTORE_TOKEN_BYTES], const imgstore_aad_t *aad,
@@ -219,13 +220,15 @@ imgstore_expkey_window_t *imgstore_expkey_window_create(apr_pool_t *p,
                                                         apr_int64_t grace, apr_int64_t horizon);
 
 /* Wipe what is over at now (a child calls this on a timer, so idle children forget too). */
-imgstore_expkey_status_e imgstore_expkey_window_advance(imgstore_expkey_window_t *w,
-                                                        apr_int64_t now);
+imgstore_status_e imgstore_expkey_window_advance(imgstore_expkey_window_t *w, apr_int64_t now);
 
 /* S_e into out (the caller wipes it): OK, GONE (erased, or beyond the window) or ERROR. */
-imgstore_expkey_status_e
-imgstore_expkey_window_get(imgstore_expkey_window_t *w, apr_uint64_t e, apr_int64_t now,
-                           unsigned char out[IMGSTORE_EXPKEY_SECRET_BYTES]);
+imgstore_status_e imgstore_expkey_window_get(imgstore_expkey_window_t *w, apr_uint64_t e,
+                                             apr_int64_t now,
+                                             unsigned char out[IMGSTORE_EXPKEY_SECRET_BYTES]);
+
+/* The period length P of the window's chain. */
+apr_uint32_t imgstore_expkey_window_period(const imgstore_expkey_window_t *w);
 
 /* The oldest period still held (secrets of earlier periods are gone). */
 apr_uint64_t imgstore_expkey_window_low(imgstore_expkey_window_t *w);
@@ -237,17 +240,6 @@ void imgstore_expkey_window_wipe(imgstore_expkey_window_t *w);
 void imgstore_expkey_window_memory(const imgstore_expkey_window_t *w, const void **mem,
                                    apr_size_t *len);
 
-/* Seal under the period of aad->expires_at (written to *e): OK, NOKEY, GONE or ERROR. */
-imgstore_expkey_status_e imgstore_expkey_window_seal(
-    imgstore_expkey_window_t *w, const imgstore_expkey_keys_t *keys, apr_int64_t now,
-    const unsigned char token[IMGSTORE_TOKEN_BYTES], const imgstore_aad_t *aad, apr_uint64_t *e,
-    unsigned char nonce[IMGSTORE_NONCE_BYTES], unsigned char *buf, apr_size_t len);
-
-/* Open a row of period e: OK, GONE (answer 404), NOKEY, TAG or ERROR. */
-imgstore_expkey_status_e imgstore_expkey_window_open(
-    imgstore_expkey_window_t *w, const imgstore_expkey_keys_t *keys, apr_int64_t now,
-    apr_uint64_t e, const unsigned char token[IMGSTORE_TOKEN_BYTES], const imgstore_aad_t *aad,
-    const unsigned char nonce[IMGSTORE_NONCE_BYTES], const unsigned char *ct, apr_size_t ct_len,
-    unsigned char *out);
+/* Sealing and opening under a window: imgstore_image.h (the image use case). */
 
 #endif

@@ -26,11 +26,13 @@ imgstore_status_e imgstore_image_new(imgstore_sealed_t *sealed)
 }
 
 imgstore_status_e imgstore_image_seal(imgstore_sealed_t *sealed, const imgstore_keyring_t *kr,
-                                      int key_id, imgstore_type_e type, apr_time_t now,
-                                      apr_int64_t ttl, unsigned char *buf, apr_size_t len)
+                                      const imgstore_image_chain_t *chain, int key_id,
+                                      imgstore_type_e type, apr_time_t now, apr_int64_t ttl,
+                                      unsigned char *buf, apr_size_t len)
 {
     imgstore_row_t *row = &sealed->row;
     imgstore_aad_t aad;
+    imgstore_status_e st;
 
     memset(row, 0, sizeof(*row));
     row->id = sealed->id;
@@ -41,10 +43,26 @@ imgstore_status_e imgstore_image_seal(imgstore_sealed_t *sealed, const imgstore_
     row->created_at = (apr_int64_t)apr_time_sec(now);
     row->expires_at =
         (apr_int64_t)apr_time_sec(now + apr_time_from_sec(ttl) + APR_USEC_PER_SEC - 1);
+    row->expiry_period = -1;
     aad_of(&aad, row->key_id, row->id, row->content_type, row->expires_at);
-    if (imgstore_crypt_seal(kr, sealed->token, &aad, sealed->nonce, buf, len) != IMGSTORE_OK) {
+    if (chain != NULL) {
+        unsigned char secret[IMGSTORE_EXPKEY_SECRET_BYTES];
+        apr_uint64_t e = imgstore_expkey_period_of(row->expires_at,
+                                                   imgstore_expkey_window_period(chain->window));
+
+        st = imgstore_expkey_window_get(chain->window, e, apr_time_sec(now), secret);
+        if (st == IMGSTORE_OK) {
+            st = imgstore_expkey_seal(chain->keys, secret, e, sealed->token, &aad, sealed->nonce,
+                                      buf, len);
+        }
+        OPENSSL_cleanse(secret, sizeof(secret));
+        row->expiry_period = (apr_int64_t)e;
+    } else {
+        st = imgstore_crypt_seal(kr, sealed->token, &aad, sealed->nonce, buf, len);
+    }
+    if (st != IMGSTORE_OK) {
         imgstore_image_wipe(sealed);
-        return IMGSTORE_INTERNAL;
+        return st;
     }
     row->nonce = sealed->nonce;
     row->ciphertext = buf;
@@ -59,6 +77,7 @@ void imgstore_image_wipe(imgstore_sealed_t *sealed)
 }
 
 imgstore_status_e imgstore_image_open(const imgstore_keyring_t *kr,
+                                      const imgstore_image_chain_t *chain,
                                       const unsigned char token[IMGSTORE_TOKEN_BYTES],
                                       const unsigned char id[IMGSTORE_ID_BYTES],
                                       const imgstore_row_t *row, apr_int64_t now,
@@ -70,8 +89,23 @@ imgstore_status_e imgstore_image_open(const imgstore_keyring_t *kr,
     *plain_len =
         row->ciphertext_len >= IMGSTORE_TAG_BYTES ? row->ciphertext_len - IMGSTORE_TAG_BYTES : 0;
     aad_of(&aad, row->key_id, id, row->content_type, row->expires_at);
-    st = imgstore_crypt_open(kr, token, &aad, row->nonce, row->ciphertext, row->ciphertext_len,
-                             (unsigned char *)row->ciphertext);
+    if (row->expiry_period >= 0) {
+        unsigned char secret[IMGSTORE_EXPKEY_SECRET_BYTES];
+        apr_uint64_t e = (apr_uint64_t)row->expiry_period;
+
+        /* No chain, or the period's secret is erased: gone, like any expired image. */
+        st = chain != NULL ? imgstore_expkey_window_get(chain->window, e, now, secret)
+                           : IMGSTORE_NOTFOUND;
+        if (st == IMGSTORE_OK) {
+            st = imgstore_expkey_open(chain->keys, secret, e, token, &aad, row->nonce,
+                                      row->ciphertext, row->ciphertext_len,
+                                      (unsigned char *)row->ciphertext);
+        }
+        OPENSSL_cleanse(secret, sizeof(secret));
+    } else {
+        st = imgstore_crypt_open(kr, token, &aad, row->nonce, row->ciphertext, row->ciphertext_len,
+                                 (unsigned char *)row->ciphertext);
+    }
     if (st != IMGSTORE_OK) {
         return st;
     }

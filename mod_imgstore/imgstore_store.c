@@ -28,24 +28,28 @@
  */
 static const char sql_insert[] =
     "INSERT INTO imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
+    " expiry_period)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /* The quota is taken under the state row's lock, so concurrent uploads cannot overshoot it. */
 static const char sql_insert_quota[] =
     "WITH quota AS (UPDATE imgstore_state SET total_bytes = total_bytes + $6"
-    "  WHERE total_bytes + $6 <= $9 RETURNING 1)"
+    "  WHERE total_bytes + $6 <= $10 RETURNING 1)"
     " INSERT INTO imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
-    " SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM quota";
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
+    " expiry_period)"
+    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM quota";
 
 static const char sql_copy_in[] =
     "COPY imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
+    " expiry_period)"
     " FROM STDIN (FORMAT binary)";
 static const char sql_copy_in_tx[] =
     "BEGIN; COPY imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at)"
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
+    " expiry_period)"
     " FROM STDIN (FORMAT binary)";
 
 /* After a COPY: taken after the row is in, so the state row is locked only until COMMIT. */
@@ -55,7 +59,8 @@ static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = to
 /* The ciphertext comes whole when it fits a slice, else NULL and read with sql_fetch_slice. */
 static const char sql_fetch[] =
     "SELECT key_id, nonce, CASE WHEN octet_length(ciphertext) <= $4 THEN ciphertext END,"
-    " content_type, size, created_at, expires_at, octet_length(ciphertext)::int8"
+    " content_type, size, created_at, expires_at, octet_length(ciphertext)::int8,"
+    " expiry_period"
     " FROM imgstore_images"
     " WHERE id = $1 AND expires_at > $2 AND octet_length(ciphertext) <= $3";
 
@@ -67,14 +72,14 @@ static const char sql_fetch_slice[] =
  * PostgreSQL plans them with the bound values as constants, and the planner
  * copied each bound image twice (perf: 31% of a backend's CPU on uploads).
  */
-static const Oid insert_types[9] = {OID_BYTEA, OID_INT2, OID_BYTEA, OID_BYTEA, OID_TEXT,
-                                    OID_INT8,  OID_INT8, OID_INT8,  OID_INT8};
-static const imgstore_stmt_t stmt_insert = {2, "imgstore_insert_v1", sql_insert, 8, insert_types};
-static const imgstore_stmt_t stmt_insert_quota = {3, "imgstore_insert_quota_v1", sql_insert_quota,
-                                                  9, insert_types};
+static const Oid insert_types[10] = {OID_BYTEA, OID_INT2, OID_BYTEA, OID_BYTEA, OID_TEXT,
+                                     OID_INT8,  OID_INT8, OID_INT8,  OID_INT8,  OID_INT8};
+static const imgstore_stmt_t stmt_insert = {2, "imgstore_insert_v3", sql_insert, 9, insert_types};
+static const imgstore_stmt_t stmt_insert_quota = {3, "imgstore_insert_quota_v3", sql_insert_quota,
+                                                  10, insert_types};
 static const Oid fetch_types[4] = {OID_BYTEA, OID_INT8, OID_INT8, OID_INT8};
 static const Oid slice_types[3] = {OID_BYTEA, OID_INT8, OID_INT8};
-static const imgstore_stmt_t stmt_fetch = {0, "imgstore_fetch_v1", sql_fetch, 4, fetch_types};
+static const imgstore_stmt_t stmt_fetch = {0, "imgstore_fetch_v3", sql_fetch, 4, fetch_types};
 static const imgstore_stmt_t stmt_fetch_slice = {1, "imgstore_fetch_slice_v1", sql_fetch_slice, 3,
                                                  slice_types};
 
@@ -184,7 +189,7 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
 {
     static const unsigned char signature[11] = {'P',  'G',  'C',  'O',  'P', 'Y',
                                                 '\n', 0xff, '\r', '\n', '\0'};
-    unsigned char head[128], tail[64], be[8], *h = head, *t = tail;
+    unsigned char head[128], tail[128], be[8], *h = head, *t = tail;
     apr_size_t ctlen = strlen(row->content_type), off;
     int ok;
 
@@ -197,7 +202,7 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
     memset(h, 0, 8); /* flags, header extension length */
     h += 8;
     *h++ = 0;
-    *h++ = 8; /* fields in the tuple */
+    *h++ = 9; /* fields in the tuple */
     h = put_field(h, row->id, IMGSTORE_ID_BYTES);
     imgstore_put_be(be, (apr_uint64_t)row->key_id, 2);
     h = put_field(h, be, 2);
@@ -213,6 +218,13 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
     t = put_field(t, be, 8);
     imgstore_put_be64(be, row->expires_at);
     t = put_field(t, be, 8);
+    if (row->expiry_period >= 0) {
+        imgstore_put_be64(be, row->expiry_period);
+        t = put_field(t, be, 8);
+    } else {
+        imgstore_put_be(t, 0xffffffffu, 4); /* NULL: a v1 row */
+        t += 4;
+    }
     *t++ = 0xff; /* trailer: field count -1 */
     *t++ = 0xff;
 
@@ -245,10 +257,10 @@ static void drain(PGconn *conn)
 static imgstore_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
                                     apr_int64_t max_total, const char **err)
 {
-    static const int formats[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    unsigned char key_id[2], size[8], created[8], expires[8], quota[8];
-    const char *values[9];
-    int lengths[9];
+    static const int formats[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    unsigned char key_id[2], size[8], created[8], expires[8], period[8], quota[8];
+    const char *values[10];
+    int lengths[10];
     imgstore_status_e st = IMGSTORE_OK;
     PGresult *res;
 
@@ -273,8 +285,11 @@ static imgstore_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_
     lengths[6] = 8;
     values[7] = (const char *)expires;
     lengths[7] = 8;
-    values[8] = (const char *)quota;
+    imgstore_put_be64(period, row->expiry_period);
+    values[8] = row->expiry_period >= 0 ? (const char *)period : NULL; /* NULL: a v1 row */
     lengths[8] = 8;
+    values[9] = (const char *)quota;
+    lengths[9] = 8;
 
     res = imgstore_stmt_exec(conn, max_total > 0 ? &stmt_insert_quota : &stmt_insert, values,
                              lengths, formats, FORMAT_BINARY);
@@ -421,7 +436,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
         imgstore_store_fetched_free(f);
         return st;
     }
-    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 8) {
+    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 9) {
         imgstore_store_fetched_free(f);
         return IMGSTORE_NOTFOUND;
     }
@@ -459,6 +474,10 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
     row->size = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 4));
     row->created_at = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 5));
     row->expires_at = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 6));
+    row->expiry_period =
+        PQgetisnull(f->res, 0, 8) || PQgetlength(f->res, 0, 8) != 8
+            ? -1
+            : (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 8));
     return IMGSTORE_OK;
 }
 
@@ -630,6 +649,40 @@ imgstore_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p,
         apr_int64_t oldest =
             (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
         *age = oldest <= now ? now - oldest : 0;
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The first host records its chain; every host reads the one recorded (a single row). */
+static const char sql_lineage[] =
+    "WITH ins AS (INSERT INTO imgstore_expiry_chain (lineage, created_at) VALUES ($1, $2)"
+    "  ON CONFLICT (singleton) DO NOTHING RETURNING lineage)"
+    " SELECT lineage FROM ins UNION ALL SELECT lineage FROM imgstore_expiry_chain";
+
+imgstore_status_e imgstore_store_lineage(PGconn *conn, apr_pool_t *p,
+                                         const unsigned char lineage[IMGSTORE_STORE_LINEAGE_BYTES],
+                                         apr_int64_t now,
+                                         unsigned char stored[IMGSTORE_STORE_LINEAGE_BYTES],
+                                         const char **err)
+{
+    static const Oid types[2] = {OID_BYTEA, OID_INT8};
+    static const int formats[2] = {1, 1};
+    unsigned char created[8];
+    const char *values[2] = {(const char *)lineage, (const char *)created};
+    int lengths[2] = {IMGSTORE_STORE_LINEAGE_BYTES, 8};
+    imgstore_status_e st = IMGSTORE_OK;
+    PGresult *res;
+
+    imgstore_put_be64(created, now);
+    res = PQexecParams(conn, sql_lineage, 2, types, values, lengths, formats, FORMAT_BINARY);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, res, err);
+    } else if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != IMGSTORE_STORE_LINEAGE_BYTES) {
+        *err = "imgstore_expiry_chain holds an unexpected row";
+        st = IMGSTORE_ERROR;
+    } else {
+        memcpy(stored, PQgetvalue(res, 0, 0), IMGSTORE_STORE_LINEAGE_BYTES);
     }
     PQclear(res);
     return st;

@@ -18,7 +18,7 @@
 #include "imgstore_status.h"
 
 /* The schema version this build of the module needs (see sql/). */
-#define IMGSTORE_SCHEMA_VERSION 1
+#define IMGSTORE_SCHEMA_VERSION 3
 
 /*
  * The largest piece of an image that crosses libpq in one message, each
@@ -41,6 +41,7 @@ typedef struct {
     apr_int64_t size;
     apr_int64_t created_at;
     apr_int64_t expires_at;
+    apr_int64_t expiry_period; /* the expiry-key period of a v2 row; -1: a v1 row (NULL) */
 } imgstore_row_t;
 
 /*
@@ -115,5 +116,18 @@ imgstore_status_e imgstore_store_oldest_expired_age(PGconn *conn, apr_pool_t *p,
 /* Recompute the running total of live bytes (used with ImgStoreMaxTotal). */
 imgstore_status_e imgstore_store_recount(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                          apr_int64_t *total, const char **err);
+
+#define IMGSTORE_STORE_LINEAGE_BYTES 32
+
+/*
+ * The expiry-key chain of the database (sql/003): records lineage if no
+ * host has yet, and returns the lineage recorded (which differs from
+ * lineage when this host's expiry-key file belongs to another chain).
+ */
+imgstore_status_e imgstore_store_lineage(PGconn *conn, apr_pool_t *p,
+                                         const unsigned char lineage[IMGSTORE_STORE_LINEAGE_BYTES],
+                                         apr_int64_t now,
+                                         unsigned char stored[IMGSTORE_STORE_LINEAGE_BYTES],
+                                         const char **err);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <http_core.h>
 #include <http_main.h>
+#include <mpm_common.h>
 
 #include <malloc.h>
 
@@ -14,6 +15,7 @@
 #include "mod_imgstore_cleanup.h"
 #include "mod_imgstore_config.h"
 #include "mod_imgstore_db.h"
+#include "mod_imgstore_expiry.h"
 #include "mod_imgstore_handler.h"
 #include "mod_imgstore_status.h"
 
@@ -33,7 +35,8 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
      * launcher before httpd detaches, so a bad key file makes the start
      * command itself fail, as a bad SSL key does.
      */
-    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_post_config(pconf, s)) {
+    if (!imgstore_conf_post_config(pconf, s) || !imgstore_db_post_config(pconf, s) ||
+        !imgstore_expiry_post_config(pconf, s)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -41,6 +44,7 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
     }
     imgstore_cleanup_post_config(pconf, s);
     imgstore_status_post_config(pconf, s);
+    imgstore_expiry_timers(pconf, s);
     return OK;
 }
 
@@ -56,7 +60,10 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
      */
     mallopt(M_MMAP_THRESHOLD, IMGSTORE_MMAP_THRESHOLD);
 #endif
-    apr_status_t rv = imgstore_db_child_init(pchild, s);
+    apr_status_t rv;
+
+    imgstore_expiry_child_init(pchild, s);
+    rv = imgstore_db_child_init(pchild, s);
 
     if (rv == APR_SUCCESS) {
         rv = imgstore_cleanup_child_init(pchild, s);
@@ -78,6 +85,8 @@ static void imgstore_register_hooks(apr_pool_t *p)
      * and before mod_watchdog starts the timer thread that uses our mutex.
      */
     ap_hook_child_init(imgstore_child_init, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
+    ap_hook_check_config(imgstore_expiry_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(imgstore_expiry_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     imgstore_handler_register_hooks();
     imgstore_status_register_hooks();
     imgstore_cache_register_hooks();

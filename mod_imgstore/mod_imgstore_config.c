@@ -21,6 +21,8 @@
 #define CLEANUP_INTERVAL_MAX (24 * 3600)
 
 static imgstore_settings_t settings;
+/* The longest ImgStoreTTL read: reset when the main server's config is created (each read). */
+static apr_int64_t longest_ttl;
 
 void *imgstore_conf_create_srv(apr_pool_t *p, server_rec *s)
 {
@@ -30,6 +32,10 @@ void *imgstore_conf_create_srv(apr_pool_t *p, server_rec *s)
     sc->active_key = IMGSTORE_UNSET;
     sc->cleanup_interval = IMGSTORE_UNSET;
     sc->max_total = IMGSTORE_UNSET;
+    sc->expiry_key_period = IMGSTORE_UNSET;
+    if (!s->is_virtual) {
+        longest_ttl = IMGSTORE_DEFAULT_TTL;
+    }
     return sc;
 }
 
@@ -42,6 +48,9 @@ void *imgstore_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     sc->cleanup_interval =
         add->cleanup_interval != IMGSTORE_UNSET ? add->cleanup_interval : base->cleanup_interval;
     sc->max_total = add->max_total != IMGSTORE_UNSET ? add->max_total : base->max_total;
+    sc->expiry_key_file = add->expiry_key_file ? add->expiry_key_file : base->expiry_key_file;
+    sc->expiry_key_period =
+        add->expiry_key_period != IMGSTORE_UNSET ? add->expiry_key_period : base->expiry_key_period;
     return sc;
 }
 
@@ -148,6 +157,18 @@ static const char *set_key_file(cmd_parms *cmd, void *dummy, const char *path, c
     return id ? parse_key_id(cmd, id, &kf->key_id) : NULL;
 }
 
+static const char *set_expiry_key_file(cmd_parms *cmd, void *dummy, const char *path)
+{
+    imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    if (err != NULL) {
+        return err;
+    }
+    sc->expiry_key_file = ap_server_root_relative(cmd->pool, path);
+    return sc->expiry_key_file ? NULL : bad_value(cmd, path, "not a valid path");
+}
+
 static const char *set_active_key(cmd_parms *cmd, void *dummy, const char *arg)
 {
     imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
@@ -163,7 +184,7 @@ static const char *set_active_key(cmd_parms *cmd, void *dummy, const char *arg)
 typedef enum { NUM_DURATION, NUM_SIZE } num_kind_e;
 
 typedef struct {
-    int server;        /* a server-wide directive (GLOBAL_ONLY, srv_conf), else per mount */
+    int server; /* 1: server-wide (GLOBAL_ONLY), 2: per server/vhost (srv_conf); 0: per mount */
     apr_size_t offset; /* of the apr_int64_t field */
     num_kind_e kind;
     int off_is_zero; /* "off" sets 0 */
@@ -179,7 +200,8 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
     apr_int64_t v;
 
     if (slot->server) {
-        err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+        err = slot->server > 1 ? ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT)
+                               : ap_check_cmd_context(cmd, GLOBAL_ONLY);
         base = ap_get_module_config(cmd->server->module_config, &imgstore_module);
     } else {
         err = check_mount_context(cmd);
@@ -201,6 +223,10 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
         return bad_value(cmd, arg, slot->range);
     }
     *(apr_int64_t *)(base + slot->offset) = v;
+    if (slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, ttl) && !slot->server &&
+        v > longest_ttl) {
+        longest_ttl = v;
+    }
     return NULL;
 }
 
@@ -218,6 +244,13 @@ static const num_slot_t slot_max_total = {.server = 1,
                                           .min = 1,
                                           .max = APR_INT64_MAX,
                                           .range = "must be a size above zero, or off"};
+static const num_slot_t slot_expiry_key_period = {
+    .server = 2, /* per server: the main server or a <VirtualHost> */
+    .offset = APR_OFFSETOF(imgstore_srv_conf_t, expiry_key_period),
+    .kind = NUM_DURATION,
+    .min = IMGSTORE_EXPKEY_PERIOD_MIN,
+    .max = IMGSTORE_EXPKEY_PERIOD_MAX,
+    .range = "must be from 1s to 24h"};
 static const num_slot_t slot_ttl = {.offset = APR_OFFSETOF(imgstore_dir_conf_t, ttl),
                                     .kind = NUM_DURATION,
                                     .min = 1,
@@ -292,6 +325,11 @@ const command_rec imgstore_cmds[] = {
                    "numeric key id"),
     AP_INIT_TAKE1("ImgStoreActiveKey", set_active_key, NULL, RSRC_CONF,
                   "The key id that encrypts new images"),
+    AP_INIT_TAKE1("ImgStoreExpiryKeyFile", set_expiry_key_file, NULL, RSRC_CONF,
+                  "The expiry-key state file (created if missing; default "
+                  "<DefaultRuntimeDir>/imgstore-expiry.key; never back it up)"),
+    AP_INIT_TAKE1("ImgStoreExpiryKeyPeriod", set_number, (void *)&slot_expiry_key_period, RSRC_CONF,
+                  "Length of an expiry-key period (duration, 1s to 24h, default 10m)"),
     AP_INIT_TAKE1("ImgStoreCleanupInterval", set_number, (void *)&slot_cleanup_interval, RSRC_CONF,
                   "How often expired images are deleted (duration, default 60s)"),
     AP_INIT_TAKE1("ImgStoreMaxTotal", set_number, (void *)&slot_max_total, RSRC_CONF,
@@ -316,7 +354,8 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
     int i;
 
     settings.keyring = imgstore_keyring_create(pconf);
-    if (settings.keyring == NULL) {
+    settings.expkeys = imgstore_expkey_keys_create(pconf);
+    if (settings.keyring == NULL || settings.expkeys == NULL) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      IMGLOGNO(00001) "OpenSSL lacks HKDF or AES-256-GCM; cannot start");
         return 0;
@@ -329,6 +368,9 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
 
         if (err == NULL) {
             err = imgstore_keyring_add(settings.keyring, key_id, master);
+        }
+        if (err == NULL) {
+            err = imgstore_expkey_keys_add(settings.expkeys, key_id, master);
         }
         OPENSSL_cleanse(master, sizeof(master));
         if (err != NULL) {
@@ -381,6 +423,11 @@ int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
         return 0;
     }
     return 1;
+}
+
+apr_int64_t imgstore_conf_longest_ttl(void)
+{
+    return longest_ttl > IMGSTORE_DEFAULT_TTL ? longest_ttl : IMGSTORE_DEFAULT_TTL;
 }
 
 const imgstore_settings_t *imgstore_conf_settings(void)

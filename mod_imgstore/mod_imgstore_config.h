@@ -9,6 +9,7 @@
 #include "mod_imgstore_private.h"
 
 #include "imgstore_crypt.h"
+#include "imgstore_expkey.h"
 
 #define IMGSTORE_UNSET -1
 
@@ -27,6 +28,9 @@ typedef struct {
     int active_key;                /* key id, IMGSTORE_UNSET */
     apr_int64_t cleanup_interval;  /* seconds, IMGSTORE_UNSET */
     apr_int64_t max_total;         /* bytes, 0 = off, IMGSTORE_UNSET */
+    /* Expiry keys (mod_imgstore_expiry.c): per server (virtual host), merged. */
+    const char *expiry_key_file;   /* NULL: the default path */
+    apr_int64_t expiry_key_period; /* seconds, IMGSTORE_UNSET */
 } imgstore_srv_conf_t;
 
 /* Per mount (<Location>), defaulted from the server level. */
@@ -41,8 +45,9 @@ typedef struct {
 
 /* The server-wide settings with defaults applied: written in post_config, read-only after. */
 typedef struct {
-    imgstore_keyring_t *keyring; /* NULL until post_config */
-    int active_key;              /* 0: no key file configured */
+    imgstore_keyring_t *keyring;     /* NULL until post_config */
+    imgstore_expkey_keys_t *expkeys; /* the same master keys for format v2 */
+    int active_key;                  /* 0: no key file configured */
     apr_int64_t cleanup_interval;
     apr_int64_t max_total; /* 0 = off */
 } imgstore_settings_t;
@@ -57,6 +62,9 @@ void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
 apr_int64_t imgstore_conf_ttl(const imgstore_dir_conf_t *dc);
 apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc);
 int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc);
+
+/* The longest ImgStoreTTL in the configuration (or the default): the expiry keys' horizon. */
+apr_int64_t imgstore_conf_longest_ttl(void);
 
 /* Load the key files and settle the settings; 0 after logging why startup must fail. */
 int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s);

@@ -13,6 +13,7 @@
 #include "imgstore_image.h"
 #include "mod_imgstore_cache.h"
 #include "mod_imgstore_db.h"
+#include "mod_imgstore_expiry.h"
 #include "mod_imgstore_response.h"
 #include "mod_imgstore_status.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     const unsigned char *token; /* the capability, decoded from the URL */
     const unsigned char *id;    /* its SHA-256: the row's key */
     server_rec *s;              /* whose ImgStoreCache a miss fills */
+    const imgstore_image_chain_t *chain;
     apr_int64_t now;
     apr_int64_t max_ciphertext;
     /* out */
@@ -104,8 +106,8 @@ static void open_row(fetch_baton_t *b, apr_pool_t *p, const imgstore_row_t *row)
     b->content_type = apr_pstrdup(p, row->content_type);
     /* The value's memory belongs to the fetch, which belongs to us now. */
     b->plain = (const char *)row->ciphertext;
-    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->token, b->id, row,
-                                    imgstore_now(), &b->plain_len);
+    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->chain, b->token, b->id,
+                                    row, imgstore_now(), &b->plain_len);
 }
 
 /*
@@ -172,13 +174,19 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     apr_bucket_brigade *bb;
     const char *err = NULL;
     imgstore_status_e st;
+    int status;
 
     /* Malformed, unknown and expired are the same answer on purpose. */
     if (!imgstore_token_decode(token_text, strlen(token_text), token)) {
         return imgstore_response_fail(r, IMGSTORE_NOTFOUND, "no such image", NULL);
     }
-    imgstore_token_id(token, id);
     memset(&b, 0, sizeof(b));
+    status = imgstore_expiry_chain(r, &b.chain);
+    if (status != OK) {
+        OPENSSL_cleanse(token, sizeof(token));
+        return status;
+    }
+    imgstore_token_id(token, id);
     b.token = token;
     b.id = id;
     b.s = r->server;

@@ -16,6 +16,7 @@
 #include "imgstore_multipart.h"
 #include "imgstore_value.h"
 #include "mod_imgstore_db.h"
+#include "mod_imgstore_expiry.h"
 #include "mod_imgstore_response.h"
 #include "mod_imgstore_cache.h"
 #include "mod_imgstore_status.h"
@@ -193,6 +194,7 @@ int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
     char token_text[IMGSTORE_TOKEN_CHARS + 1];
     imgstore_mp_limits_t limits = {0};
     imgstore_multipart_t *mp;
+    const imgstore_image_chain_t *chain = NULL;
     imgstore_sealed_t sealed;
     insert_baton_t ins;
     imgstore_type_e type;
@@ -223,15 +225,19 @@ int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
     if (st != IMGSTORE_OK) {
         return imgstore_response_fail(r, st, why, NULL);
     }
+    status = imgstore_expiry_chain(r, &chain);
+    if (status != OK) {
+        return status;
+    }
     if (imgstore_image_new(&sealed) != IMGSTORE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, IMGLOGNO(00032) "the CSPRNG failed");
         return imgstore_response_fail(r, IMGSTORE_INTERNAL, NULL, NULL);
     }
-    st = imgstore_image_seal(&sealed, set->keyring, set->active_key, type, apr_time_now(), ttl,
-                             data, size);
+    st = imgstore_image_seal(&sealed, set->keyring, chain, set->active_key, type, apr_time_now(),
+                             ttl, data, size);
     if (st != IMGSTORE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, IMGLOGNO(00033) "encryption failed");
-        return imgstore_response_fail(r, st, NULL, NULL);
+        return imgstore_response_fail(r, IMGSTORE_INTERNAL, NULL, NULL);
     }
     memset(&ins, 0, sizeof(ins));
     ins.row = sealed.row;

@@ -2,6 +2,7 @@
 loopback port in a temporary directory, and the error-log policy applied to it."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -32,7 +33,7 @@ def write_key(path, content=None, mode=0o400):
 
 class Httpd:
     def __init__(self, pg, extra="", defines=(), keyfile=None, args=(), module=MODULE,
-                 dbname=None, port=None):
+                 dbname=None, port=None, expiry_file=None):
         self.pg = pg
         self.dbname = dbname or "imgstore"
         self.dir = procs.make_tmp("imgstore-httpd-")
@@ -41,6 +42,15 @@ class Httpd:
         os.makedirs(os.path.join(self.dir, "htdocs"))
         self.port = port or procs.free_port()
         self.keyfile = keyfile or write_key(os.path.join(self.dir, "imgstore.key"))
+        # The expiry-key state file (ImgStoreExpiryKeyFile in conf/dev-httpd.conf). Servers
+        # sharing a database share one chain, as the README says: a copy of the file of the
+        # first server that used this database, unless the test brings its own (a path to
+        # copy, or "fresh": none, so the module creates a new chain).
+        self.expiry_file = os.path.join(self.dir, "imgstore-expiry.key")
+        src = expiry_file if expiry_file is not None else pg.expiry_files.get(self.dbname)
+        if src not in (None, "fresh"):
+            shutil.copyfile(src, self.expiry_file)
+            os.chmod(self.expiry_file, 0o600)
         self.extra_path = os.path.join(self.dir, "extra.conf")
         with open(self.extra_path, "w") as f:
             f.write(extra)
@@ -81,6 +91,8 @@ class Httpd:
     def try_start(self):
         """Start httpd; returns (returncode, output) of the launcher."""
         self.log.harness(*logpolicy.STARTED)
+        if not os.path.exists(self.expiry_file):
+            self.log.harness(*logpolicy.EXPIRY_FILE_CREATED)
         p = subprocess.run(self.command(), env=self.env(), capture_output=True, text=True,
                            timeout=60)
         return p.returncode, p.stdout + p.stderr
@@ -106,6 +118,9 @@ class Httpd:
         self.pid = self._read_pid(deadline)
         procs.on_exit(self._cleanup)
         assert procs.wait_port(self.port), "httpd did not listen:\n" + self.errors()
+        if self.dbname not in self.pg.expiry_files and os.path.exists(self.expiry_file):
+            self.pg.expiry_files[self.dbname] = shutil.copy(
+                self.expiry_file, os.path.join(self.pg.dir, "expiry-%s.key" % self.dbname))
         return self
 
     def children(self):

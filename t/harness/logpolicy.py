@@ -36,6 +36,7 @@ GRACEFUL_STOP = (r"AH00492",)               # SIGWINCH received
 STOP = (r"AH00491",)                        # caught SIGTERM, shutting down
 GRACEFUL_RESTART = (r"AH00493",) + STARTED  # SIGUSR1 received
 HARD_RESTART = (r"AH00494",) + STARTED      # SIGHUP received
+EXPIRY_FILE_CREATED = (r"IMG00251",)      # a missing ImgStoreExpiryKeyFile created at start
 REFUSED_START = (r"AH00016", r"AH00020")    # configuration failed / post-config failed
 
 

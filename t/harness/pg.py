@@ -32,6 +32,9 @@ class Postgres:
         self.data = os.path.join(self.dir, "data")
         self.sock = self.dir
         self.port = procs.free_port()
+        # dbname -> a copy of the expiry-key file of the first server that used it
+        # (t/harness/httpd.py): servers sharing a database share one chain.
+        self.expiry_files = {}
         as_postgres([PGBIN + "/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("".join(s + "\n" for s in settings))

@@ -43,7 +43,8 @@ def entrypoint_env(pg, work, **extra):
                POSTGRES_HOST="127.0.0.1", POSTGRES_PORT=str(pg.port), POSTGRES_DB="dockerdb",
                IMGSTORE_DB_USER="dockerweb", IMGSTORE_KEY_DIR=os.path.join(work, "keys"),
                APACHE_CONFDIR=confdir, IMGSTORE_SQL_DIR=os.path.join(ROOT, "sql"),
-               IMGSTORE_MIGRATE=os.path.join(ROOT, "sql", "imgstore-migrate"))
+               IMGSTORE_MIGRATE=os.path.join(ROOT, "sql", "imgstore-migrate"),
+               IMGSTORE_EXPIRY_KEY_FILE=os.path.join(work, "run", "expiry.key"))
     env.update(extra)
     return env
 
@@ -68,7 +69,8 @@ def test_960_entrypoint_prepares_key_schema_role_and_site_config_apache_serves(p
     assert stat.S_IMODE(st.st_mode) == 0o400 and st.st_uid == 0
     first_key = open(key).read()
     assert re.fullmatch(r"[0-9a-f]{64}", first_key)
-    assert pg.psql("SELECT schema_version FROM imgstore_state", db="dockerdb") == "1"
+    assert pg.psql("SELECT schema_version FROM imgstore_state", db="dockerdb") == str(max(
+        int(f[:3]) for f in os.listdir(os.path.join(ROOT, "sql")) if f.endswith(".sql")))
     assert pg.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'imgstore_images'",
                    db="dockerdb") == "dockerowner"
 
@@ -82,7 +84,8 @@ def test_960_entrypoint_prepares_key_schema_role_and_site_config_apache_serves(p
     assert "user=dockerweb " in conf and "dockerowner" not in conf and "compose-secret" not in conf
     for line in ("ImgStoreTTL 7s", "ImgStoreMaxSize 50K", "ImgStoreAllowTypes png gif",
                  "ImgStoreBaseURL https://img.example.com/store", "ImgStoreMaxTotal 1G",
-                 "ImgStoreCleanupInterval 30s", "DBDMax 5", "Listen %d" % port):
+                 "ImgStoreCleanupInterval 30s", "DBDMax 5", "Listen %d" % port,
+                 "ImgStoreExpiryKeyFile " + env["IMGSTORE_EXPIRY_KEY_FILE"]):
         assert re.search("^%s$" % re.escape(line), conf, re.M), line
 
     # The module's role reads and writes rows, and nothing more.
@@ -149,6 +152,11 @@ Include {site}
                              files={"file": ("c.jpg", read("sample.jpg"), "image/jpeg")})
         assert jpeg.status_code == 415, jpeg.text
         assert pg.psql("SELECT count(*) FROM imgstore_images", db="dockerdb") == "1"
+        # The expiry-key file the entrypoint pointed Apache at: created, root only, and used.
+        exp = os.stat(env["IMGSTORE_EXPIRY_KEY_FILE"])
+        assert stat.S_IMODE(exp.st_mode) == 0o600 and exp.st_uid == 0 and exp.st_size == 120
+        assert pg.psql("SELECT expiry_period IS NOT NULL FROM imgstore_images",
+                       db="dockerdb") == "t"
     finally:
         if pid is None and os.path.exists(os.path.join(work, "httpd.pid")):
             pid = int(open(os.path.join(work, "httpd.pid")).read())

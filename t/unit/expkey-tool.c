@@ -16,6 +16,7 @@
 #include <apr_strings.h>
 
 #include "imgstore_expkey.h"
+#include "imgstore_image.h"
 #include "imgstore_keyfile.h"
 
 static void hex(FILE *f, const unsigned char *b, size_t n)
@@ -39,14 +40,14 @@ static int sync_cmd(apr_pool_t *p, char **argv)
 {
     imgstore_expkey_state_t st;
     const char *why = NULL;
-    imgstore_expkey_status_e rv;
+    imgstore_status_e rv;
 
     rv = imgstore_expkey_file_sync(p, argv[0], geteuid(), (apr_uint32_t)atol(argv[1]),
                                    atoll(argv[2]), atoll(argv[3]), &st, &why);
-    if (rv != IMGSTORE_EXPKEY_OK && rv != IMGSTORE_EXPKEY_CREATED) {
+    if (rv != IMGSTORE_OK) {
         return fail("sync", why);
     }
-    printf("%s e=%lu\n", rv == IMGSTORE_EXPKEY_CREATED ? "created" : "ok", (unsigned long)st.e);
+    printf("%s e=%lu\n", why != NULL ? "created" : "ok", (unsigned long)st.e);
     imgstore_expkey_state_wipe(&st);
     return 0;
 }
@@ -62,7 +63,8 @@ static int seal_cmd(apr_pool_t *p, char **argv, int v1)
     imgstore_expkey_keys_t *keys = imgstore_expkey_keys_create(p);
     imgstore_expkey_window_t *w;
     imgstore_expkey_state_t st;
-    imgstore_aad_t aad;
+    imgstore_image_chain_t chain;
+    imgstore_sealed_t sealed;
     const char *why = NULL;
     apr_uint64_t e = 0;
     size_t len;
@@ -79,7 +81,7 @@ static int seal_cmd(apr_pool_t *p, char **argv, int v1)
     if (v1) {
         w = NULL;
     } else if (imgstore_expkey_file_load(p, argv[2], geteuid(), (apr_uint32_t)atol(argv[3]), &st,
-                                         &why) != IMGSTORE_EXPKEY_OK) {
+                                         &why) != IMGSTORE_OK) {
         return fail("state", why);
     } else {
         w = imgstore_expkey_window_create(p, &st, grace, ttl);
@@ -99,16 +101,20 @@ static int seal_cmd(apr_pool_t *p, char **argv, int v1)
         return fail("token", NULL);
     }
     imgstore_token_id(token, id);
-    aad.key_id = key_id;
-    aad.id = id;
-    aad.content_type = argv[7];
-    aad.expires_at = now + ttl;
-    if (v1 ? imgstore_crypt_seal(kr, token, &aad, nonce, buf, len) != IMGSTORE_OK
-           : imgstore_expkey_window_seal(w, keys, now, token, &aad, &e, nonce, buf, len) !=
-                 IMGSTORE_EXPKEY_OK) {
+    /* Through the image use case, as the module seals (v1 without a chain). */
+    chain.keys = keys;
+    chain.window = w;
+    sealed.row.expiry_period = -1;
+    memcpy(sealed.token, token, sizeof(token));
+    memcpy(sealed.id, id, sizeof(id));
+    if (imgstore_image_seal(&sealed, kr, v1 ? NULL : &chain, key_id,
+                            imgstore_type_from_mime(argv[7]), apr_time_from_sec(now), ttl, buf,
+                            len) != IMGSTORE_OK) {
         free(buf);
         return fail("seal", NULL);
     }
+    memcpy(nonce, sealed.nonce, sizeof(nonce));
+    e = (apr_uint64_t)sealed.row.expiry_period;
     imgstore_token_encode(token, hash);
     f = fopen(argv[9], "w");
     if (f == NULL || fprintf(f, "%s\n", hash) < 0 || fclose(f) != 0) {
@@ -122,7 +128,7 @@ static int seal_cmd(apr_pool_t *p, char **argv, int v1)
     putchar('\t');
     hex(stdout, buf, len + 16);
     printf("\t%s\t%lu\t%lld\t%lld\t", argv[7], (unsigned long)len, (long long)now,
-           (long long)aad.expires_at);
+           (long long)sealed.row.expires_at);
     if (v1) {
         printf("\\N\n\\.\n");
     } else {

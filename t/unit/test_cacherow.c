@@ -43,8 +43,9 @@ static apr_size_t sealed_value(imgstore_sealed_t *sealed, unsigned char *buf, un
         plain[i] = buf[i] = (unsigned char)(i * 7 + 1);
     }
     ck_assert_int_eq(imgstore_image_new(sealed), IMGSTORE_OK);
-    ck_assert_int_eq(imgstore_image_seal(sealed, kr, 3, IMGSTORE_TYPE_PNG, NOW, 300, buf, LEN),
-                     IMGSTORE_OK);
+    ck_assert_int_eq(
+        imgstore_image_seal(sealed, kr, NULL, 3, IMGSTORE_TYPE_PNG, NOW, 300, buf, LEN),
+        IMGSTORE_OK);
     n = imgstore_cacherow_size(&sealed->row);
     ck_assert_uint_gt(n, LEN + IMGSTORE_TAG_BYTES);
     *out = malloc(n);
@@ -67,10 +68,12 @@ START_TEST(test_round_trip_opens_with_the_token)
     ck_assert_int_eq(row.size, LEN);
     ck_assert_int_eq(row.created_at, sealed.row.created_at);
     ck_assert_int_eq(row.expires_at, sealed.row.expires_at);
+    ck_assert_int_eq(row.expiry_period, sealed.row.expiry_period);
     ck_assert_mem_eq(row.nonce, sealed.row.nonce, IMGSTORE_NONCE_BYTES);
     ck_assert_uint_eq(row.ciphertext_len, LEN + IMGSTORE_TAG_BYTES);
-    ck_assert_int_eq(imgstore_image_open(kr, sealed.token, sealed.id, &row, 1700000001, &plain_len),
-                     IMGSTORE_OK);
+    ck_assert_int_eq(
+        imgstore_image_open(kr, NULL, sealed.token, sealed.id, &row, 1700000001, &plain_len),
+        IMGSTORE_OK);
     ck_assert_uint_eq(plain_len, LEN);
     ck_assert_mem_eq(row.ciphertext, plain, LEN);
     free(v);
@@ -112,7 +115,7 @@ START_TEST(test_altered_framing_is_refused_and_altered_bytes_fail_to_open)
     imgstore_sealed_t sealed;
     imgstore_row_t row;
     apr_size_t n = sealed_value(&sealed, buf, &v), plain_len;
-    const apr_size_t type_len_at = 4 + 2 + IMGSTORE_NONCE_BYTES + 24;
+    const apr_size_t type_len_at = 4 + 2 + IMGSTORE_NONCE_BYTES + 32;
 
     v[0] ^= 1; /* magic */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
@@ -120,13 +123,14 @@ START_TEST(test_altered_framing_is_refused_and_altered_bytes_fail_to_open)
     v[type_len_at] += 1; /* type length: the NUL is no longer where it says */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
     v[type_len_at] -= 1;
-    v[type_len_at - 1] ^= 1; /* size: no longer the ciphertext's */
+    v[type_len_at - 9] ^= 1; /* size: no longer the ciphertext's */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
-    v[type_len_at - 1] ^= 1;
+    v[type_len_at - 9] ^= 1;
     v[n - 1] ^= 1; /* the tag: decodes, but does not open */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_OK);
-    ck_assert_int_eq(imgstore_image_open(kr, sealed.token, sealed.id, &row, 1700000001, &plain_len),
-                     IMGSTORE_TAMPERED);
+    ck_assert_int_eq(
+        imgstore_image_open(kr, NULL, sealed.token, sealed.id, &row, 1700000001, &plain_len),
+        IMGSTORE_TAMPERED);
     free(v);
 }
 END_TEST

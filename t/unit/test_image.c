@@ -38,8 +38,9 @@ static void seal(imgstore_sealed_t *sealed, unsigned char *buf, apr_int64_t ttl)
         buf[i] = (unsigned char)(i * 7);
     }
     ck_assert_int_eq(imgstore_image_new(sealed), IMGSTORE_OK);
-    ck_assert_int_eq(imgstore_image_seal(sealed, kr, 3, IMGSTORE_TYPE_PNG, NOW, ttl, buf, LEN),
-                     IMGSTORE_OK);
+    ck_assert_int_eq(
+        imgstore_image_seal(sealed, kr, NULL, 3, IMGSTORE_TYPE_PNG, NOW, ttl, buf, LEN),
+        IMGSTORE_OK);
 }
 
 START_TEST(test_seal_builds_the_row_and_opens_back)
@@ -61,9 +62,9 @@ START_TEST(test_seal_builds_the_row_and_opens_back)
     ck_assert_int_eq(sealed.row.expires_at, 1700000000 + 300 + 1);
     ck_assert_uint_eq(sealed.row.ciphertext_len, LEN + IMGSTORE_TAG_BYTES);
     ck_assert_ptr_eq(sealed.row.ciphertext, buf);
-    ck_assert_int_eq(
-        imgstore_image_open(kr, sealed.token, sealed.id, &sealed.row, 1700000000 + 300, &plain_len),
-        IMGSTORE_OK);
+    ck_assert_int_eq(imgstore_image_open(kr, NULL, sealed.token, sealed.id, &sealed.row,
+                                         1700000000 + 300, &plain_len),
+                     IMGSTORE_OK);
     ck_assert_uint_eq(plain_len, LEN);
     for (i = 0; i < LEN; i++) {
         ck_assert_uint_eq(buf[i], (unsigned char)(i * 7));
@@ -81,7 +82,7 @@ START_TEST(test_expiry_on_a_whole_second_is_exact)
         buf[i] = 1;
     }
     ck_assert_int_eq(imgstore_image_new(&sealed), IMGSTORE_OK);
-    ck_assert_int_eq(imgstore_image_seal(&sealed, kr, 3, IMGSTORE_TYPE_JPEG,
+    ck_assert_int_eq(imgstore_image_seal(&sealed, kr, NULL, 3, IMGSTORE_TYPE_JPEG,
                                          apr_time_from_sec(1700000000), 60, buf, LEN),
                      IMGSTORE_OK);
     ck_assert_int_eq(sealed.row.expires_at, 1700000060);
@@ -96,7 +97,7 @@ START_TEST(test_open_refuses_expired)
     apr_size_t plain_len = 0;
 
     seal(&sealed, buf, 10);
-    ck_assert_int_eq(imgstore_image_open(kr, sealed.token, sealed.id, &sealed.row,
+    ck_assert_int_eq(imgstore_image_open(kr, NULL, sealed.token, sealed.id, &sealed.row,
                                          sealed.row.expires_at, &plain_len),
                      IMGSTORE_NOTFOUND);
     ck_assert_uint_eq(plain_len, LEN);
@@ -133,7 +134,7 @@ START_TEST(test_open_detects_each_altered_binding)
             token[5] ^= 0x80;
             break;
     }
-    ck_assert_int_eq(imgstore_image_open(kr, token, id, &row, 1700000000, &plain_len),
+    ck_assert_int_eq(imgstore_image_open(kr, NULL, token, id, &row, 1700000000, &plain_len),
                      IMGSTORE_TAMPERED);
 }
 END_TEST
@@ -148,12 +149,14 @@ START_TEST(test_open_unknown_key_and_short_row)
     seal(&sealed, buf, 300);
     row = sealed.row;
     row.key_id = 4;
-    ck_assert_int_eq(imgstore_image_open(kr, sealed.token, sealed.id, &row, 1700000000, &plain_len),
-                     IMGSTORE_NOKEY);
+    ck_assert_int_eq(
+        imgstore_image_open(kr, NULL, sealed.token, sealed.id, &row, 1700000000, &plain_len),
+        IMGSTORE_NOKEY);
     row = sealed.row;
     row.ciphertext_len = IMGSTORE_TAG_BYTES - 1;
-    ck_assert_int_eq(imgstore_image_open(kr, sealed.token, sealed.id, &row, 1700000000, &plain_len),
-                     IMGSTORE_TAMPERED);
+    ck_assert_int_eq(
+        imgstore_image_open(kr, NULL, sealed.token, sealed.id, &row, 1700000000, &plain_len),
+        IMGSTORE_TAMPERED);
     ck_assert_uint_eq(plain_len, 0);
 }
 END_TEST
