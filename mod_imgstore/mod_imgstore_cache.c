@@ -34,8 +34,14 @@
 /* The first lookup's buffer: below the module's mmap threshold (mod_imgstore.c). */
 #define SMALL_VALUE (128 * 1024)
 
-/* Hints for the providers: shmcb sizes its subcaches (and so its largest object) from these. */
-#define HINT_OBJECT_SIZE (16 * 1024)
+/*
+ * The average object the providers are told to expect: shmcb sizes its
+ * subcaches (and so its largest object) from it, about sqrt(size / 2 / hint)
+ * of them. Images are large: fewer, larger subcaches keep a 1 MB image
+ * cached; a small shmcb gets a smaller hint so that it still has index slots.
+ */
+#define HINT_OBJECT_SIZE (64 * 1024)
+#define HINT_MIN_SLOTS 64
 
 typedef struct {
     const char *spec; /* provider:args as configured */
@@ -44,7 +50,8 @@ typedef struct {
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex; /* NULL when the provider is safe without one */
     apr_size_t max_object;     /* the largest value this cache takes */
-    server_rec *s;             /* the server that configured it */
+    struct ap_socache_hints hints;
+    server_rec *s; /* the server that configured it */
 } cache_t;
 
 /* Per configuration cycle, rebuilt on every (re)start: server_rec * -> cache_t * */
@@ -99,14 +106,20 @@ const char *imgstore_cache_cmd(cmd_parms *cmd, void *dummy, const char *arg)
          * evicts a whole subcache.
          */
         const char *open = strrchr(c->args, '(');
-        apr_size_t size = open ? (apr_size_t)strtoul(open + 1, NULL, 10) : 512 * 1024;
-        apr_size_t idx = size / (HINT_OBJECT_SIZE + IMGSTORE_ID_BYTES), n = 256;
+        apr_size_t size = open ? (apr_size_t)strtoul(open + 1, NULL, 10) : 512000;
+        apr_size_t hint = HINT_OBJECT_SIZE, idx, n = 256;
 
+        while (hint > 1024 && size / (hint + IMGSTORE_ID_BYTES) < HINT_MIN_SLOTS) {
+            hint /= 2;
+        }
+        idx = size / (hint + IMGSTORE_ID_BYTES);
         while (n > 1 && idx / n < 2 * n) {
             n /= 2;
         }
+        c->hints.avg_obj_size = hint;
         c->max_object = size / n / 2;
     } else if (strcmp(name, "memcache") == 0 || strcmp(name, "redis") == 0) {
+        c->hints.avg_obj_size = HINT_OBJECT_SIZE;
         c->max_object = NETWORK_MAX_OBJECT;
     } else {
         /* dbm and others: no object is large enough to be worth it. */
@@ -115,6 +128,8 @@ const char *imgstore_cache_cmd(cmd_parms *cmd, void *dummy, const char *arg)
                             "(shmcb, memcache or redis)",
                             name);
     }
+    c->hints.avg_id_len = IMGSTORE_ID_BYTES;
+    c->hints.expiry_interval = 60;
     apr_hash_set(configured, apr_pmemdup(cmd->pool, &c->s, sizeof(c->s)), sizeof(c->s), c);
     return NULL;
 }
@@ -141,7 +156,6 @@ static int cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 
 static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    static const struct ap_socache_hints hints = {IMGSTORE_ID_BYTES, HINT_OBJECT_SIZE, 60};
     cache_t *main_cache;
     server_rec *vs;
     int n = 0;
@@ -158,7 +172,7 @@ static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         if (c == NULL) {
             c = main_cache;
         } else {
-            rv = c->provider->init(c->instance, "mod_imgstore", &hints, vs, pconf);
+            rv = c->provider->init(c->instance, "mod_imgstore", &c->hints, vs, pconf);
             if (rv != APR_SUCCESS) {
                 ap_log_error(APLOG_MARK, APLOG_CRIT, rv, vs,
                              IMGLOGNO(00350) "ImgStoreCache %s: the cache cannot be set up",

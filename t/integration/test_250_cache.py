@@ -24,8 +24,9 @@ def counters(h):
     return {k: int(v) for k, v in re.findall(r"^ImgStore(\w+): (-?\d+)$", text, re.M)}
 
 
-def upload(h, size=20000, seed=None):
-    data = png_of_size(size, seed=seed if seed is not None else os.urandom(8))
+def upload(h, size=20000, seed=0):
+    """A PNG of size bytes: filled with random bytes (seed 0: fresh ones), or zeros (None)."""
+    data = png_of_size(size, seed=os.urandom(8) if seed == 0 else seed)
     r = h.upload(data=data, filename="x.png")
     assert r.status_code == 201, r.text
     return r.json()["hash"], data
@@ -103,7 +104,7 @@ def test_254_an_expired_image_is_not_served_from_the_cache(make_httpd):
 
 
 def test_255_images_too_large_for_the_cache_are_not_cached(make_httpd):
-    # 256 KiB of shmcb: two subcaches, so its share for one object is 64 KiB.
+    # 256 KiB of shmcb: a 2 KiB hint, four subcaches: its share for one object is 32 KiB.
     h = make_httpd(extra=cache_conf(size=256 * 1024))
     big, big_data = upload(h, size=200 * 1024)
     small, small_data = upload(h, size=20 * 1024)
@@ -112,6 +113,18 @@ def test_255_images_too_large_for_the_cache_are_not_cached(make_httpd):
         assert fetch(h, small).content == small_data
     c = counters(h)
     assert c["CacheMisses"] == 2 and c["CacheHits"] == 2
+
+
+def test_257_the_shipped_cache_keeps_1_mb_images_and_skips_5_mb_ones(make_httpd):
+    """conf/dev-httpd.conf's cache (-D IMGSTORE_CACHE, as ./dev run): 128 MB of shmcb in 16
+    subcaches, images up to 4 MB."""
+    h = make_httpd(defines=["IMGSTORE_CACHE"])
+    one = upload(h, size=1_000_000, seed=1)
+    five = upload(h, size=5_000_000, seed=None)
+    for hash_, data in (one, five, one, five):
+        assert fetch(h, hash_).content == data
+    c = counters(h)
+    assert c["CacheHits"] == 2 and c["CacheMisses"] == 2
 
 
 def shared_memory(pid):
