@@ -144,10 +144,16 @@ def targets(result):
             "%.2fx (%d rows only)" % (v, c["expired_rows"]))
     idle = ex["httpd_child_idle_rss"]
     mem = [r for r in result["runs"] if "memory" in r]
-    top = max(mem, key=lambda r: r["memory"]["httpd_child"]["peak_rss"])
-    peak = top["memory"]["httpd_child"]["peak_rss"]
+    # Without shared memory: the hot cache's segment is the machine's once, bounded by its
+    # configured size, and shows in the RSS of every child that touched it.
+    def own(r):
+        m = r["memory"]["httpd_child"]
+        return m.get("peak_rss_private") or m["peak_rss"]
+    top = max(mem, key=own)
+    peak = own(top)
     limit = idle + 3 * MAX_SIZE
-    add("Apache child peak RSS < idle + 3 x ImgStoreMaxSize", peak, "< %s" % mb(limit),
+    add("Apache child peak RSS (less shared memory) < idle + 3 x ImgStoreMaxSize", peak,
+        "< %s" % mb(limit),
         peak < limit, "%s at %s@%d (idle %s)" % (mb(peak), top["size"], top["conns"], mb(idle)))
     return t
 
@@ -220,10 +226,13 @@ def report(result):
         m = r["memory"]
         mrows.append([r["size"], r["conns"], names[r["kind"]] + (
             " [%s]" % r["phase"] if r.get("phase") else ""),
-            mb(m["httpd_child"]["peak_rss"]), mb(m["httpd_child"]["peak_pss"]),
+            mb(m["httpd_child"]["peak_rss"]),
+            mb(m["httpd_child"].get("peak_rss_private", m["httpd_child"]["peak_rss"])),
+            mb(m["httpd_child"]["peak_pss"]),
             m["httpd_child"]["processes"], mb(m["pg_backend"]["peak_rss"]),
             mb(m["pg_backend"]["peak_pss"]), m["pg_backend"]["processes"]])
-    lines.append(fmt_table(["size", "conns", "run", "httpd RSS", "httpd PSS", "children",
+    lines.append(fmt_table(["size", "conns", "run", "httpd RSS", "less shm", "httpd PSS",
+                            "children",
                             "pg RSS", "pg PSS", "backends"], mrows))
     lines.append("  idle Apache child RSS: %s; ImgStoreMaxSize %s" % (
         mb(ex["httpd_child_idle_rss"]), mb(MAX_SIZE)))
