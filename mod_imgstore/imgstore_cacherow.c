@@ -7,10 +7,11 @@
 #define MAGIC "ISC1"
 #define MAGIC_LEN 4
 /*
- * magic, key id, nonce, created, expires, size, expiry period, type length
- * (type follows), ciphertext length
+ * magic, key id, nonce, created, expires, size, expiry period, flags, type
+ * length (type follows), ciphertext length
  */
-#define FIXED_LEN (MAGIC_LEN + 2 + IMGSTORE_NONCE_BYTES + 8 + 8 + 8 + 8 + 1 + 4)
+#define FIXED_LEN (MAGIC_LEN + 2 + IMGSTORE_NONCE_BYTES + 8 + 8 + 8 + 8 + 1 + 1 + 4)
+#define FLAG_VIEW_LIMIT 1
 #define MAX_TYPE_LEN 64
 #define MAX_CIPHERTEXT 0xffffffffu
 
@@ -49,6 +50,7 @@ apr_size_t imgstore_cacherow_encode(const imgstore_row_t *row, unsigned char *ou
     p += 8;
     imgstore_put_be64(p, row->expiry_period);
     p += 8;
+    *p++ = row->views_left > 0 ? FLAG_VIEW_LIMIT : 0;
     *p++ = (unsigned char)type_len;
     memcpy(p, row->content_type, type_len + 1);
     p += type_len + 1;
@@ -81,6 +83,11 @@ imgstore_status_e imgstore_cacherow_decode(unsigned char *buf, apr_size_t len,
     p += 8;
     row->expiry_period = (apr_int64_t)imgstore_be64(p);
     p += 8;
+    if ((*p & ~FLAG_VIEW_LIMIT) != 0) {
+        return IMGSTORE_ERROR;
+    }
+    row->views_left = (*p++ & FLAG_VIEW_LIMIT) ? 1 : 0;
+    row->delete_hash = NULL;
     type_len = *p++;
     /* The rest must hold the type, its NUL, the ciphertext length and exactly the ciphertext. */
     if (type_len == 0 || type_len > MAX_TYPE_LEN ||

@@ -5,8 +5,9 @@
  * id is the cache key, not part of the value.
  *
  * Layout, big-endian: "ISC1", key_id (2), nonce (12), created_at (8),
- * expires_at (8), size (8), expiry_period (8, -1 for a v1 row), content type
- * length (1), content type and a NUL,
+ * expires_at (8), size (8), expiry_period (8, -1 for a v1 row), flags (1:
+ * bit 0 = the image has a view limit), content type length (1), content
+ * type and a NUL,
  * ciphertext length (4), ciphertext (size + IMGSTORE_TAG_BYTES).
  *
  * Core unit: libc and APR only.
@@ -26,7 +27,9 @@ apr_size_t imgstore_cacherow_encode(const imgstore_row_t *row, unsigned char *ou
 
 /*
  * Decode buf[0..len) into row, pointing into buf (row->ciphertext is
- * writable, for opening in place); row->id is set to id. OK, or ERROR when
+ * writable, for opening in place); row->id is set to id; row->views_left is
+ * 1 for an image with a view limit (how many are left is the database's
+ * to say) and 0 without; no delete_hash. OK, or ERROR when
  * the value is not a complete, consistent cached row.
  */
 imgstore_status_e imgstore_cacherow_decode(unsigned char *buf, apr_size_t len,

@@ -22,6 +22,11 @@ imgstore_status_e imgstore_image_new(imgstore_sealed_t *sealed)
         return IMGSTORE_INTERNAL;
     }
     imgstore_token_id(sealed->token, sealed->id);
+    if (imgstore_token_new(sealed->delete_token) != IMGSTORE_OK) {
+        imgstore_image_wipe(sealed);
+        return IMGSTORE_INTERNAL;
+    }
+    imgstore_token_delete_hash(sealed->delete_token, sealed->delete_hash);
     return IMGSTORE_OK;
 }
 
@@ -36,6 +41,7 @@ imgstore_status_e imgstore_image_seal(imgstore_sealed_t *sealed, const imgstore_
 
     memset(row, 0, sizeof(*row));
     row->id = sealed->id;
+    row->delete_hash = sealed->delete_hash;
     row->key_id = key_id;
     row->content_type = imgstore_type_mime(type);
     row->size = (apr_int64_t)len;
@@ -74,6 +80,7 @@ void imgstore_image_wipe(imgstore_sealed_t *sealed)
 {
     OPENSSL_cleanse(sealed->token, sizeof(sealed->token));
     OPENSSL_cleanse(sealed->id, sizeof(sealed->id));
+    OPENSSL_cleanse(sealed->delete_token, sizeof(sealed->delete_token));
 }
 
 imgstore_status_e imgstore_image_open(const imgstore_keyring_t *kr,

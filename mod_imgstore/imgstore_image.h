@@ -25,6 +25,8 @@ typedef struct {
     unsigned char token[IMGSTORE_TOKEN_BYTES]; /* the capability: goes into the URL only */
     unsigned char id[IMGSTORE_ID_BYTES];       /* SHA-256 of the token: the row's key */
     unsigned char nonce[IMGSTORE_NONCE_BYTES];
+    unsigned char delete_token[IMGSTORE_TOKEN_BYTES]; /* for the uploader only */
+    unsigned char delete_hash[IMGSTORE_ID_BYTES];     /* what the row keeps of it */
     imgstore_row_t row; /* points into this struct and into the sealed buffer */
 } imgstore_sealed_t;
 
@@ -39,7 +41,7 @@ typedef struct {
     imgstore_expkey_window_t *window;   /* the secrets this process still holds */
 } imgstore_image_chain_t;
 
-/* A fresh token and its id: OK, or INTERNAL when the CSPRNG failed. */
+/* A fresh token and its id, and a delete token: OK, or INTERNAL when the CSPRNG failed. */
 imgstore_status_e imgstore_image_new(imgstore_sealed_t *sealed);
 
 /*
@@ -57,7 +59,7 @@ imgstore_status_e imgstore_image_seal(imgstore_sealed_t *sealed, const imgstore_
                                       imgstore_type_e type, apr_time_t now, apr_int64_t ttl,
                                       unsigned char *buf, apr_size_t len);
 
-/* Wipe the token and the id of a sealed image. */
+/* Wipe the tokens and the id of a sealed image. */
 void imgstore_image_wipe(imgstore_sealed_t *sealed);
 
 /*

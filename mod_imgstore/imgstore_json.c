@@ -208,6 +208,12 @@ void imgstore_json_add_bool(imgstore_json_t *j, const char *key, int value)
     }
 }
 
+void imgstore_json_add_null(imgstore_json_t *j, const char *key)
+{
+    add_key(j, key);
+    buf_add(&j->out, "null", 4);
+}
+
 const char *imgstore_json_finish(imgstore_json_t *j, apr_size_t *len)
 {
     /* A copy, so that finishing twice (or adding afterwards) stays valid. */

@@ -15,6 +15,7 @@ imgstore_json_t *imgstore_json_object(apr_pool_t *p);
 void imgstore_json_add_str(imgstore_json_t *j, const char *key, const char *value);
 void imgstore_json_add_int(imgstore_json_t *j, const char *key, apr_int64_t value);
 void imgstore_json_add_bool(imgstore_json_t *j, const char *key, int value);
+void imgstore_json_add_null(imgstore_json_t *j, const char *key);
 /* The finished object followed by "\n"; *len (may be NULL) gets its length. */
 const char *imgstore_json_finish(imgstore_json_t *j, apr_size_t *len);
 

@@ -106,6 +106,15 @@ struct imgstore_multipart_t {
     apr_size_t cap;
     apr_size_t cap_max;
     const char *filename;
+
+    /* Small fields (imgstore_multipart_field): the current one and those complete. */
+    struct mp_field {
+        const char *name;
+        char value[IMGSTORE_MP_FIELD_MAX + 1];
+        apr_size_t len; /* may pass IMGSTORE_MP_FIELD_MAX: counted, not kept */
+    } fields[MP_DEFAULT_MAX_PARTS];
+    int nfields;
+    struct mp_field *in_field;
 };
 
 static apr_size_t sat_add(apr_size_t a, apr_size_t b)
@@ -238,6 +247,14 @@ static imgstore_mp_status_e emit(imgstore_multipart_t *mp, const unsigned char *
             return IMGSTORE_MP_ERR_MALFORMED;
         }
         mp->preamble += n;
+        return IMGSTORE_MP_OK;
+    }
+    if (mp->in_field != NULL) {
+        struct mp_field *f = mp->in_field;
+        apr_size_t room = f->len < IMGSTORE_MP_FIELD_MAX ? IMGSTORE_MP_FIELD_MAX - f->len : 0;
+
+        memcpy(f->value + f->len, b, n < room ? n : room);
+        f->len = sat_add(f->len, n);
         return IMGSTORE_MP_OK;
     }
     if (!mp->in_file) {
@@ -490,6 +507,11 @@ static imgstore_mp_status_e headers_done(imgstore_multipart_t *mp)
         if ((st = file_start(mp)) != IMGSTORE_MP_OK) {
             return st;
         }
+    } else if (!mp->have_fname && mp->nfields < MP_DEFAULT_MAX_PARTS) {
+        /* A small field's value, kept for imgstore_multipart_field(). */
+        mp->in_field = &mp->fields[mp->nfields++];
+        mp->in_field->name = apr_pstrmemdup(mp->pool, (const char *)mp->name, mp->name_len);
+        mp->in_field->len = 0;
     }
     /* The header block's final CRLF is seen, but belongs to the headers (see top). */
     mp->state = ST_BODY;
@@ -608,6 +630,7 @@ imgstore_mp_status_e imgstore_multipart_feed(imgstore_multipart_t *mp, const cha
                     }
                     mp->state = ST_DELIM;
                     mp->in_file = 0;
+                    mp->in_field = NULL;
                     mp->match = 0;
                     mp->phantom = 0;
                 }
@@ -684,6 +707,34 @@ unsigned char *imgstore_multipart_file(imgstore_multipart_t *mp, apr_size_t *len
         *len = mp->len;
     }
     return mp->buf;
+}
+
+imgstore_mp_field_e imgstore_multipart_field(imgstore_multipart_t *mp, const char *name,
+                                             const char **value)
+{
+    const struct mp_field *found = NULL;
+    int i;
+
+    *value = NULL;
+    if (mp->state != ST_CLOSED) {
+        return IMGSTORE_MP_FIELD_ABSENT;
+    }
+    for (i = 0; i < mp->nfields; i++) {
+        if (strcmp(mp->fields[i].name, name) == 0) {
+            if (found != NULL) {
+                return IMGSTORE_MP_FIELD_BAD;
+            }
+            found = &mp->fields[i];
+        }
+    }
+    if (found == NULL) {
+        return IMGSTORE_MP_FIELD_ABSENT;
+    }
+    if (found->len > IMGSTORE_MP_FIELD_MAX || memchr(found->value, '\0', found->len) != NULL) {
+        return IMGSTORE_MP_FIELD_BAD;
+    }
+    *value = apr_pstrmemdup(mp->pool, found->value, found->len);
+    return IMGSTORE_MP_FIELD_OK;
 }
 
 const char *imgstore_multipart_filename(imgstore_multipart_t *mp)

@@ -83,6 +83,24 @@ unsigned char *imgstore_multipart_file(imgstore_multipart_t *mp, apr_size_t *len
  */
 const char *imgstore_multipart_filename(imgstore_multipart_t *mp);
 
+/* Longest value of a small field that is kept. */
+#define IMGSTORE_MP_FIELD_MAX 64
+
+typedef enum {
+    IMGSTORE_MP_FIELD_ABSENT = 0,
+    IMGSTORE_MP_FIELD_OK,
+    IMGSTORE_MP_FIELD_BAD /* sent twice, longer than IMGSTORE_MP_FIELD_MAX, or holds a NUL */
+} imgstore_mp_field_e;
+
+/*
+ * The value of the small field (a part without a filename, other than
+ * "file") called name, valid after finish returned DONE: *value is a
+ * NUL-terminated copy for IMGSTORE_MP_FIELD_OK, NULL otherwise. The first
+ * max_parts such parts are kept; names are compared exactly.
+ */
+imgstore_mp_field_e imgstore_multipart_field(imgstore_multipart_t *mp, const char *name,
+                                             const char **value);
+
 /* A short human-readable text for a status, suitable for a JSON error answer. */
 const char *imgstore_multipart_strerror(imgstore_mp_status_e status);
 

@@ -41,8 +41,9 @@ const char *imgstore_route_allow(imgstore_route_e route)
 {
     switch (route) {
         case IMGSTORE_ROUTE_UPLOAD:
-            return "POST, OPTIONS";
+            return "POST, PUT, OPTIONS";
         case IMGSTORE_ROUTE_IMAGE:
+            return "GET, HEAD, DELETE, OPTIONS";
         case IMGSTORE_ROUTE_CLEANUP:
         case IMGSTORE_ROUTE_HEALTH:
             return "GET, HEAD, OPTIONS";

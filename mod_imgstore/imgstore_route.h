@@ -3,8 +3,8 @@
  * path before anything logs it. Both read client bytes: pure functions,
  * table-tested (t/unit/test_route.c) and fuzzed (t/fuzz/fuzz_route.c).
  *
- *   <mount>/upload          POST     IMGSTORE_ROUTE_UPLOAD
- *   <mount>/image/<token>   GET/HEAD IMGSTORE_ROUTE_IMAGE (the token as the URL spells it)
+ *   <mount>/upload          POST/PUT IMGSTORE_ROUTE_UPLOAD
+ *   <mount>/image/<token>   GET/HEAD/DELETE IMGSTORE_ROUTE_IMAGE (the token as the URL spells it)
  *   <mount>/cleanup         GET/HEAD IMGSTORE_ROUTE_CLEANUP
  *   <mount>/health          GET/HEAD IMGSTORE_ROUTE_HEALTH
  *

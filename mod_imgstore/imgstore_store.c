@@ -13,6 +13,7 @@
 #define OID_BYTEA 17
 #define OID_INT8 20
 #define OID_INT2 21
+#define OID_INT4 23
 #define OID_TEXT 25
 
 #define FORMAT_TEXT 0
@@ -27,30 +28,23 @@
  * no pooled connection keeps more than about a slice per direction.
  */
 static const char sql_insert[] =
-    "INSERT INTO imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
-    " expiry_period)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    "INSERT INTO imgstore_images (id, key_id, nonce, ciphertext, content_type, size,"
+    " created_at, expires_at, views_left, delete_hash, expiry_period)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /* The quota is taken under the state row's lock, so concurrent uploads cannot overshoot it. */
 static const char sql_insert_quota[] =
     "WITH quota AS (UPDATE imgstore_state SET total_bytes = total_bytes + $6"
-    "  WHERE total_bytes + $6 <= $10 RETURNING 1)"
-    " INSERT INTO imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
-    " expiry_period)"
-    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM quota";
+    "  WHERE total_bytes + $6 <= $12 RETURNING 1)"
+    " INSERT INTO imgstore_images (id, key_id, nonce, ciphertext, content_type, size,"
+    " created_at, expires_at, views_left, delete_hash, expiry_period)"
+    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM quota";
 
-static const char sql_copy_in[] =
-    "COPY imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
-    " expiry_period)"
-    " FROM STDIN (FORMAT binary)";
-static const char sql_copy_in_tx[] =
-    "BEGIN; COPY imgstore_images"
-    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at,"
-    " expiry_period)"
-    " FROM STDIN (FORMAT binary)";
+#define COPY_COLUMNS                                                                               \
+    " (id, key_id, nonce, ciphertext, content_type, size, created_at, expires_at, views_left,"     \
+    " delete_hash, expiry_period) FROM STDIN (FORMAT binary)"
+static const char sql_copy_in[] = "COPY imgstore_images" COPY_COLUMNS;
+static const char sql_copy_in_tx[] = "BEGIN; COPY imgstore_images" COPY_COLUMNS;
 
 /* After a COPY: taken after the row is in, so the state row is locked only until COMMIT. */
 static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = total_bytes + $1"
@@ -60,7 +54,7 @@ static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = to
 static const char sql_fetch[] =
     "SELECT key_id, nonce, CASE WHEN octet_length(ciphertext) <= $4 THEN ciphertext END,"
     " content_type, size, created_at, expires_at, octet_length(ciphertext)::int8,"
-    " expiry_period"
+    " expiry_period, coalesce(views_left, 0)::int8"
     " FROM imgstore_images"
     " WHERE id = $1 AND expires_at > $2 AND octet_length(ciphertext) <= $3";
 
@@ -72,14 +66,24 @@ static const char sql_fetch_slice[] =
  * PostgreSQL plans them with the bound values as constants, and the planner
  * copied each bound image twice (perf: 31% of a backend's CPU on uploads).
  */
-static const Oid insert_types[10] = {OID_BYTEA, OID_INT2, OID_BYTEA, OID_BYTEA, OID_TEXT,
-                                     OID_INT8,  OID_INT8, OID_INT8,  OID_INT8,  OID_INT8};
-static const imgstore_stmt_t stmt_insert = {2, "imgstore_insert_v3", sql_insert, 9, insert_types};
-static const imgstore_stmt_t stmt_insert_quota = {3, "imgstore_insert_quota_v3", sql_insert_quota,
-                                                  10, insert_types};
+static const Oid insert_types[12] = {OID_BYTEA, OID_INT2, OID_BYTEA, OID_BYTEA, OID_TEXT, OID_INT8,
+                                     OID_INT8,  OID_INT8, OID_INT4,  OID_BYTEA, OID_INT8, OID_INT8};
+static const imgstore_stmt_t stmt_insert = {2, "imgstore_insert_v4", sql_insert, 11, insert_types};
+static const imgstore_stmt_t stmt_insert_quota = {3, "imgstore_insert_quota_v4", sql_insert_quota,
+                                                  12, insert_types};
 static const Oid fetch_types[4] = {OID_BYTEA, OID_INT8, OID_INT8, OID_INT8};
 static const Oid slice_types[3] = {OID_BYTEA, OID_INT8, OID_INT8};
-static const imgstore_stmt_t stmt_fetch = {0, "imgstore_fetch_v3", sql_fetch, 4, fetch_types};
+static const imgstore_stmt_t stmt_fetch = {0, "imgstore_fetch_v4", sql_fetch, 4, fetch_types};
+
+/* User controls (sql/002): spend a view; find and delete a row for DELETE /image. */
+static const char sql_spend_view[] = "SELECT imgstore_spend_view($1, $2)::int8";
+static const Oid spend_types[2] = {OID_BYTEA, OID_INT8};
+static const imgstore_stmt_t stmt_spend_view = {4, "imgstore_spend_view_v2", sql_spend_view, 2,
+                                                spend_types};
+static const char sql_delete_hash[] =
+    "SELECT delete_hash FROM imgstore_images WHERE id = $1 AND expires_at > $2";
+static const char sql_delete_row[] =
+    "DELETE FROM imgstore_images WHERE id = $1 AND delete_hash = $2";
 static const imgstore_stmt_t stmt_fetch_slice = {1, "imgstore_fetch_slice_v1", sql_fetch_slice, 3,
                                                  slice_types};
 
@@ -202,7 +206,7 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
     memset(h, 0, 8); /* flags, header extension length */
     h += 8;
     *h++ = 0;
-    *h++ = 9; /* fields in the tuple */
+    *h++ = 11; /* fields in the tuple */
     h = put_field(h, row->id, IMGSTORE_ID_BYTES);
     imgstore_put_be(be, (apr_uint64_t)row->key_id, 2);
     h = put_field(h, be, 2);
@@ -218,6 +222,14 @@ static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
     t = put_field(t, be, 8);
     imgstore_put_be64(be, row->expires_at);
     t = put_field(t, be, 8);
+    if (row->views_left > 0) {
+        imgstore_put_be(be, (apr_uint64_t)row->views_left, 4);
+        t = put_field(t, be, 4);
+    } else {
+        imgstore_put_be(t, 0xffffffffu, 4); /* NULL */
+        t += 4;
+    }
+    t = put_field(t, row->delete_hash, IMGSTORE_ID_BYTES);
     if (row->expiry_period >= 0) {
         imgstore_put_be64(be, row->expiry_period);
         t = put_field(t, be, 8);
@@ -257,10 +269,10 @@ static void drain(PGconn *conn)
 static imgstore_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
                                     apr_int64_t max_total, const char **err)
 {
-    static const int formats[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-    unsigned char key_id[2], size[8], created[8], expires[8], period[8], quota[8];
-    const char *values[10];
-    int lengths[10];
+    static const int formats[12] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    unsigned char key_id[2], size[8], created[8], expires[8], period[8], quota[8], views[4];
+    const char *values[12];
+    int lengths[12];
     imgstore_status_e st = IMGSTORE_OK;
     PGresult *res;
 
@@ -285,11 +297,16 @@ static imgstore_status_e insert_one(PGconn *conn, apr_pool_t *p, const imgstore_
     lengths[6] = 8;
     values[7] = (const char *)expires;
     lengths[7] = 8;
+    imgstore_put_be(views, (apr_uint64_t)row->views_left, 4);
+    values[8] = row->views_left > 0 ? (const char *)views : NULL;
+    lengths[8] = 4;
+    values[9] = (const char *)row->delete_hash;
+    lengths[9] = IMGSTORE_ID_BYTES;
     imgstore_put_be64(period, row->expiry_period);
-    values[8] = row->expiry_period >= 0 ? (const char *)period : NULL; /* NULL: a v1 row */
-    lengths[8] = 8;
-    values[9] = (const char *)quota;
-    lengths[9] = 8;
+    values[10] = row->expiry_period >= 0 ? (const char *)period : NULL; /* NULL: a v1 row */
+    lengths[10] = 8;
+    values[11] = (const char *)quota;
+    lengths[11] = 8;
 
     res = imgstore_stmt_exec(conn, max_total > 0 ? &stmt_insert_quota : &stmt_insert, values,
                              lengths, formats, FORMAT_BINARY);
@@ -411,7 +428,8 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
                                        imgstore_fetched_t *f, imgstore_row_t *row, const char **err)
 {
     static const int formats[4] = {1, 1, 1, 1};
-    static const int expect_len[8] = {2, IMGSTORE_NONCE_BYTES, -1, -1, 8, 8, 8, 8};
+    /* 8: expiry_period (NULL for a v1 row), 9: views left (0: no limit). */
+    static const int expect_len[10] = {2, IMGSTORE_NONCE_BYTES, -1, -1, 8, 8, 8, 8, -1, 8};
     unsigned char now_be[8], max_be[8], slice_be[8];
     const char *values[4];
     int lengths[4] = {IMGSTORE_ID_BYTES, 8, 8, 8};
@@ -436,12 +454,12 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
         imgstore_store_fetched_free(f);
         return st;
     }
-    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 9) {
+    if (PQntuples(f->res) != 1 || PQnfields(f->res) != 10) {
         imgstore_store_fetched_free(f);
         return IMGSTORE_NOTFOUND;
     }
-    for (i = 0; i < 8; i++) {
-        if ((PQgetisnull(f->res, 0, i) && i != 2) ||
+    for (i = 0; i < 10; i++) {
+        if ((PQgetisnull(f->res, 0, i) && i != 2 && i != 8) ||
             (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
             imgstore_store_fetched_free(f);
@@ -478,7 +496,75 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
         PQgetisnull(f->res, 0, 8) || PQgetlength(f->res, 0, 8) != 8
             ? -1
             : (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 8));
+    row->views_left = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 9));
+    row->delete_hash = NULL;
     return IMGSTORE_OK;
+}
+
+imgstore_status_e imgstore_store_spend_view(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                            apr_int64_t now, apr_int64_t *left, const char **err)
+{
+    static const int formats[2] = {1, 1}, lengths[2] = {IMGSTORE_ID_BYTES, 8};
+    unsigned char now_be[8];
+    const char *values[2] = {(const char *)id, (const char *)now_be};
+    imgstore_status_e st = IMGSTORE_OK;
+    PGresult *res;
+
+    imgstore_put_be64(now_be, now);
+    res = imgstore_stmt_exec(conn, &stmt_spend_view, values, lengths, formats, FORMAT_BINARY);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, res, err);
+    } else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || PQgetlength(res, 0, 0) != 8) {
+        st = IMGSTORE_NOTFOUND;
+    } else {
+        *left = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return st;
+}
+
+imgstore_status_e imgstore_store_delete_hash(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                             apr_int64_t now, unsigned char *hash, int *has_hash,
+                                             const char **err)
+{
+    static const Oid types[2] = {OID_BYTEA, OID_INT8};
+    static const int formats[2] = {1, 1}, lengths[2] = {IMGSTORE_ID_BYTES, 8};
+    unsigned char now_be[8];
+    const char *values[2] = {(const char *)id, (const char *)now_be};
+    imgstore_status_e st = IMGSTORE_OK;
+    PGresult *res;
+
+    *has_hash = 0;
+    imgstore_put_be64(now_be, now);
+    res = exec(conn, sql_delete_hash, 2, types, values, lengths, formats);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, res, err);
+    } else if (PQntuples(res) != 1) {
+        st = IMGSTORE_NOTFOUND;
+    } else if (!PQgetisnull(res, 0, 0) && PQgetlength(res, 0, 0) == IMGSTORE_ID_BYTES) {
+        memcpy(hash, PQgetvalue(res, 0, 0), IMGSTORE_ID_BYTES);
+        *has_hash = 1;
+    }
+    PQclear(res);
+    return st;
+}
+
+imgstore_status_e imgstore_store_delete(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                        const unsigned char *hash, const char **err)
+{
+    static const Oid types[2] = {OID_BYTEA, OID_BYTEA};
+    static const int formats[2] = {1, 1}, lengths[2] = {IMGSTORE_ID_BYTES, IMGSTORE_ID_BYTES};
+    const char *values[2] = {(const char *)id, (const char *)hash};
+    imgstore_status_e st = IMGSTORE_OK;
+    PGresult *res = exec(conn, sql_delete_row, 2, types, values, lengths, formats);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        st = classify(conn, p, res, err);
+    } else if (strcmp(PQcmdTuples(res), "1") != 0) {
+        st = IMGSTORE_NOTFOUND;
+    }
+    PQclear(res);
+    return st;
 }
 
 imgstore_status_e imgstore_store_confirm(PGconn *conn, apr_pool_t *p, const unsigned char *id,
@@ -676,6 +762,16 @@ imgstore_status_e imgstore_store_lineage(PGconn *conn, apr_pool_t *p,
 
     imgstore_put_be64(created, now);
     res = PQexecParams(conn, sql_lineage, 2, types, values, lengths, formats, FORMAT_BINARY);
+    /*
+     * Two hosts (or threads) recording at once: the loser's INSERT waits for
+     * the winner, then does nothing, and its SELECT still sees the snapshot
+     * taken before the winner committed, so no row comes back. The next
+     * statement has a new snapshot and reads the winner's row.
+     */
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0) {
+        PQclear(res);
+        res = PQexecParams(conn, sql_lineage, 2, types, values, lengths, formats, FORMAT_BINARY);
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = classify(conn, p, res, err);
     } else if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != IMGSTORE_STORE_LINEAGE_BYTES) {

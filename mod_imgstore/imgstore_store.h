@@ -41,7 +41,9 @@ typedef struct {
     apr_int64_t size;
     apr_int64_t created_at;
     apr_int64_t expires_at;
-    apr_int64_t expiry_period; /* the expiry-key period of a v2 row; -1: a v1 row (NULL) */
+    apr_int64_t views_left;           /* 0: no view limit */
+    const unsigned char *delete_hash; /* IMGSTORE_ID_BYTES; on insert only (fetch: NULL) */
+    apr_int64_t expiry_period;        /* the expiry-key period of a v2 row; -1: a v1 row (NULL) */
 } imgstore_row_t;
 
 /*
@@ -74,6 +76,27 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
                                        apr_int64_t now, apr_int64_t max_ciphertext,
                                        imgstore_fetched_t *f, imgstore_row_t *row,
                                        const char **err);
+
+/*
+ * User controls (sql/002). Spend one view of the live row with this id; the
+ * last view deletes the row in the same statement. OK with *left = the
+ * views that remain (0: the row is gone now), NOTFOUND when no view was
+ * left to spend (used up, deleted or expired meanwhile).
+ */
+imgstore_status_e imgstore_store_spend_view(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                            apr_int64_t now, apr_int64_t *left, const char **err);
+
+/*
+ * The delete-token hash of the live row with this id: OK with *has_hash set
+ * (0 for a row stored without one), or NOTFOUND. hash holds IMGSTORE_ID_BYTES.
+ */
+imgstore_status_e imgstore_store_delete_hash(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                             apr_int64_t now, unsigned char *hash, int *has_hash,
+                                             const char **err);
+
+/* Delete the row with this id and delete-token hash: OK, or NOTFOUND when it is gone. */
+imgstore_status_e imgstore_store_delete(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                        const unsigned char *hash, const char **err);
 
 /*
  * The hot cache's check (mod_imgstore_cache.h): whether the row with this

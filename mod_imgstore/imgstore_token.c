@@ -95,3 +95,15 @@ void imgstore_token_id(const unsigned char token[IMGSTORE_TOKEN_BYTES],
     EVP_Digest(msg, sizeof(msg), id, NULL, EVP_sha256(), NULL);
     OPENSSL_cleanse(msg, sizeof(msg));
 }
+
+void imgstore_token_delete_hash(const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                unsigned char hash[IMGSTORE_ID_BYTES])
+{
+    static const char label[] = "imgstore v1 delete";
+    unsigned char msg[sizeof(label) - 1 + IMGSTORE_TOKEN_BYTES];
+
+    memcpy(msg, label, sizeof(label) - 1);
+    memcpy(msg + sizeof(label) - 1, token, IMGSTORE_TOKEN_BYTES);
+    EVP_Digest(msg, sizeof(msg), hash, NULL, EVP_sha256(), NULL);
+    OPENSSL_cleanse(msg, sizeof(msg));
+}

@@ -43,4 +43,11 @@ int imgstore_token_decode(const char *text, apr_size_t len,
 void imgstore_token_id(const unsigned char token[IMGSTORE_TOKEN_BYTES],
                        unsigned char id[IMGSTORE_ID_BYTES]);
 
+/*
+ * The delete token (a second 32-byte random token, handed to the uploader)
+ * is stored only as SHA-256("imgstore v1 delete" || delete token).
+ */
+void imgstore_token_delete_hash(const unsigned char token[IMGSTORE_TOKEN_BYTES],
+                                unsigned char hash[IMGSTORE_ID_BYTES]);
+
 #endif

@@ -55,7 +55,7 @@ static const char *scale(apr_int64_t n, apr_int64_t unit, apr_int64_t *out)
 /* Reasons are static strings (there is no pool to format into) and the glue
  * quotes the whole value anyway, so they name the accepted units instead. */
 #define SIZE_UNIT_ERROR "unknown unit (use K, M or G, optionally with B or iB)"
-#define DURATION_UNIT_ERROR "unknown unit (use s, m or h)"
+#define DURATION_UNIT_ERROR "unknown unit (use s, m, h or d)"
 
 const char *imgstore_value_parse_size(const char *s, apr_int64_t *bytes)
 {
@@ -114,6 +114,9 @@ const char *imgstore_value_parse_duration(const char *s, apr_int64_t *seconds)
             case 'h':
                 unit = 3600;
                 break;
+            case 'd':
+                unit = 86400;
+                break;
             default:
                 return DURATION_UNIT_ERROR;
         }
@@ -122,6 +125,73 @@ const char *imgstore_value_parse_duration(const char *s, apr_int64_t *seconds)
         }
     }
     return scale(n, unit, seconds);
+}
+
+const char *imgstore_value_parse_ttl(const char *s, apr_int64_t max, apr_int64_t *seconds)
+{
+    apr_int64_t v;
+    const char *err = imgstore_value_parse_duration(s, &v);
+
+    if (err != NULL) {
+        return err;
+    }
+    if (v < 1 || v > max) {
+        return "out of range";
+    }
+    *seconds = v;
+    return NULL;
+}
+
+const char *imgstore_value_parse_views(const char *s, apr_int64_t *views)
+{
+    apr_int64_t v;
+    const char *end, *err = parse_digits(s, &v, &end);
+
+    if (err != NULL) {
+        return err;
+    }
+    if (*end != '\0') {
+        return "not a number";
+    }
+    if (v < 1 || v > IMGSTORE_VALUE_MAX_VIEWS) {
+        return "out of range";
+    }
+    *views = v;
+    return NULL;
+}
+
+const char *imgstore_value_parse_count(const char *s, apr_int64_t *n)
+{
+    apr_int64_t v;
+    const char *end, *err = parse_digits(s, &v, &end);
+
+    if (err != NULL) {
+        return err;
+    }
+    if (*end != '\0') {
+        return "not a number";
+    }
+    *n = v;
+    return NULL;
+}
+
+const char *imgstore_value_parse_bool(const char *s, int *on)
+{
+    static const char *const yes[] = {"1", "true", "on"}, *const no[] = {"0", "false", "off"};
+    const unsigned char *u = (const unsigned char *)s;
+    apr_size_t n = s != NULL ? strlen(s) : 0;
+    int i;
+
+    if (n == 0) {
+        return "empty value";
+    }
+    for (i = 0; i < 3; i++) {
+        if (imgstore_ascii_caseeq(u, n, yes[i]) || imgstore_ascii_caseeq(u, n, no[i])) {
+            *on = imgstore_ascii_caseeq(u, n, yes[i]);
+            return NULL;
+        }
+    }
+    return "not a boolean (use 1/0, true/false or on/off)";
 }
 
 void imgstore_value_format_iso8601(char *buf, apr_int64_t epoch_seconds)

@@ -18,10 +18,24 @@
 const char *imgstore_value_parse_size(const char *s, apr_int64_t *bytes);
 
 /*
- * Durations: a decimal integer with an optional unit s, m, h (seconds when
- * absent; case-insensitive): "30", "30s", "5m", "1h". Result in seconds.
+ * Durations: a decimal integer with an optional unit s, m, h, d (seconds when
+ * absent; case-insensitive): "30", "30s", "5m", "1h", "1d". Result in seconds.
  */
 const char *imgstore_value_parse_duration(const char *s, apr_int64_t *seconds);
+
+/* A plain decimal integer (no unit, no sign): ImgStoreMaxPixels. */
+const char *imgstore_value_parse_count(const char *s, apr_int64_t *n);
+
+/*
+ * Upload control fields (client bytes). ttl: a duration from 1 s to max;
+ * max_views: an integer from 1 to IMGSTORE_VALUE_MAX_VIEWS; booleans:
+ * 1/0, true/false, on/off (case-insensitive). "out of range" when the
+ * value parses but does not fit; the output is untouched on error.
+ */
+#define IMGSTORE_VALUE_MAX_VIEWS 1000000
+const char *imgstore_value_parse_ttl(const char *s, apr_int64_t max, apr_int64_t *seconds);
+const char *imgstore_value_parse_views(const char *s, apr_int64_t *views);
+const char *imgstore_value_parse_bool(const char *s, int *on);
 
 /* epoch seconds as ISO-8601 UTC, "2026-11-23T23:20:00Z"; buf has >= 21 bytes. */
 void imgstore_value_format_iso8601(char *buf, apr_int64_t epoch_seconds);

@@ -66,6 +66,9 @@ void *imgstore_conf_create_dir(apr_pool_t *p, char *dir)
     dc->ttl = IMGSTORE_UNSET;
     dc->max_size = IMGSTORE_UNSET;
     dc->allow_types = IMGSTORE_UNSET;
+    dc->max_ttl = IMGSTORE_UNSET;
+    dc->max_pixels = IMGSTORE_UNSET;
+    dc->strip = IMGSTORE_UNSET;
     return dc;
 }
 
@@ -78,6 +81,9 @@ void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dc->max_size = add->max_size != IMGSTORE_UNSET ? add->max_size : base->max_size;
     dc->allow_types = add->allow_types != IMGSTORE_UNSET ? add->allow_types : base->allow_types;
     dc->base_url = add->base_url ? add->base_url : base->base_url;
+    dc->max_ttl = add->max_ttl != IMGSTORE_UNSET ? add->max_ttl : base->max_ttl;
+    dc->max_pixels = add->max_pixels != IMGSTORE_UNSET ? add->max_pixels : base->max_pixels;
+    dc->strip = add->strip != IMGSTORE_UNSET ? add->strip : base->strip;
     return dc;
 }
 
@@ -94,6 +100,21 @@ apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc)
 int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc)
 {
     return dc->allow_types != IMGSTORE_UNSET ? dc->allow_types : (int)IMGSTORE_TYPES_DEFAULT;
+}
+
+apr_int64_t imgstore_conf_max_ttl(const imgstore_dir_conf_t *dc)
+{
+    return dc->max_ttl != IMGSTORE_UNSET ? dc->max_ttl : IMGSTORE_DEFAULT_MAX_TTL;
+}
+
+apr_int64_t imgstore_conf_max_pixels(const imgstore_dir_conf_t *dc)
+{
+    return dc->max_pixels != IMGSTORE_UNSET ? dc->max_pixels : IMGSTORE_DEFAULT_MAX_PIXELS;
+}
+
+imgstore_strip_mode_e imgstore_conf_strip(const imgstore_dir_conf_t *dc)
+{
+    return dc->strip != IMGSTORE_UNSET ? (imgstore_strip_mode_e)dc->strip : IMGSTORE_STRIP_OFF;
 }
 
 /*
@@ -181,7 +202,7 @@ static const char *set_active_key(cmd_parms *cmd, void *dummy, const char *arg)
  * The numeric directives share one setter: cmd->info says which field of
  * which struct the value goes to, how it is spelled and what range it takes.
  */
-typedef enum { NUM_DURATION, NUM_SIZE } num_kind_e;
+typedef enum { NUM_DURATION, NUM_SIZE, NUM_COUNT } num_kind_e;
 
 typedef struct {
     int server; /* 1: server-wide (GLOBAL_ONLY), 2: per server/vhost (srv_conf); 0: per mount */
@@ -215,6 +236,7 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
         return NULL;
     }
     err = slot->kind == NUM_DURATION ? imgstore_value_parse_duration(arg, &v)
+          : slot->kind == NUM_COUNT  ? imgstore_value_parse_count(arg, &v)
                                      : imgstore_value_parse_size(arg, &v);
     if (err != NULL) {
         return bad_value(cmd, arg, err);
@@ -223,8 +245,10 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
         return bad_value(cmd, arg, slot->range);
     }
     *(apr_int64_t *)(base + slot->offset) = v;
-    if (slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, ttl) && !slot->server &&
-        v > longest_ttl) {
+    /* An upload's ttl field may ask for up to ImgStoreMaxTTL: expiry keys must reach it. */
+    if ((slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, ttl) ||
+         slot->offset == APR_OFFSETOF(imgstore_dir_conf_t, max_ttl)) &&
+        !slot->server && v > longest_ttl) {
         longest_ttl = v;
     }
     return NULL;
@@ -261,6 +285,37 @@ static const num_slot_t slot_max_size = {.offset = APR_OFFSETOF(imgstore_dir_con
                                          .min = 1,
                                          .max = MAX_SIZE_MAX,
                                          .range = "must be from 1 byte to 1G"};
+
+static const num_slot_t slot_max_ttl = {.offset = APR_OFFSETOF(imgstore_dir_conf_t, max_ttl),
+                                        .kind = NUM_DURATION,
+                                        .min = 1,
+                                        .max = TTL_MAX,
+                                        .range = "must be from 1s to 30d (720h)"};
+static const num_slot_t slot_max_pixels = {.offset = APR_OFFSETOF(imgstore_dir_conf_t, max_pixels),
+                                           .kind = NUM_COUNT,
+                                           .min = 1,
+                                           .max = APR_INT64_C(1) << 40,
+                                           .range = "must be from 1 to 2^40 pixels"};
+
+static const char *set_strip(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    imgstore_dir_conf_t *dc = dcv;
+    const char *err = check_mount_context(cmd);
+
+    if (err != NULL) {
+        return err;
+    }
+    if (!strcasecmp(arg, "off")) {
+        dc->strip = IMGSTORE_STRIP_OFF;
+    } else if (!strcasecmp(arg, "on")) {
+        dc->strip = IMGSTORE_STRIP_ON;
+    } else if (!strcasecmp(arg, "always")) {
+        dc->strip = IMGSTORE_STRIP_ALWAYS;
+    } else {
+        return bad_value(cmd, arg, "must be off, on or always");
+    }
+    return NULL;
+}
 
 static const char *set_allow_types(cmd_parms *cmd, void *dcv, const char *args)
 {
@@ -342,6 +397,15 @@ const command_rec imgstore_cmds[] = {
                      "Image types accepted: jpeg png gif webp avif bmp (default all of them)"),
     AP_INIT_TAKE1("ImgStoreBaseURL", set_base_url, NULL, RSRC_CONF | ACCESS_CONF,
                   "Public URL of the mount, for image URLs behind a reverse proxy"),
+    AP_INIT_TAKE1("ImgStoreMaxTTL", set_number, (void *)&slot_max_ttl, RSRC_CONF | ACCESS_CONF,
+                  "Longest expiry an upload's ttl field may ask for (duration, default 24h)"),
+    AP_INIT_TAKE1("ImgStoreStripMetadata", set_strip, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Remove metadata (GPS, camera serial, XMP, comments) before storing: off, on "
+                  "(unless the upload says strip_metadata=0) or always (default off)"),
+    AP_INIT_TAKE1("ImgStoreMaxPixels", set_number, (void *)&slot_max_pixels,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Most pixels (width x height, any frame) an image may declare (default "
+                  "100000000)"),
     /* The hot image cache (mod_imgstore_cache.c). */
     AP_INIT_TAKE1("ImgStoreCache", imgstore_cache_cmd, NULL, RSRC_CONF,
                   "Keep sealed images in mod_socache: provider:args, e.g. shmcb:cache(67108864) "
@@ -427,7 +491,8 @@ int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
 
 apr_int64_t imgstore_conf_longest_ttl(void)
 {
-    return longest_ttl > IMGSTORE_DEFAULT_TTL ? longest_ttl : IMGSTORE_DEFAULT_TTL;
+    /* A mount without ImgStoreMaxTTL takes ttl fields up to its default. */
+    return longest_ttl > IMGSTORE_DEFAULT_MAX_TTL ? longest_ttl : IMGSTORE_DEFAULT_MAX_TTL;
 }
 
 const imgstore_settings_t *imgstore_conf_settings(void)

@@ -16,6 +16,14 @@
 #define IMGSTORE_DEFAULT_TTL 300
 #define IMGSTORE_DEFAULT_MAX_SIZE (10 * 1024 * 1024)
 #define IMGSTORE_DEFAULT_CLEANUP_INTERVAL 60
+/* User controls (issue 10). */
+#define IMGSTORE_DEFAULT_MAX_TTL (24 * 3600)
+#define IMGSTORE_DEFAULT_MAX_PIXELS 100000000
+typedef enum {
+    IMGSTORE_STRIP_OFF = 0,
+    IMGSTORE_STRIP_ON,
+    IMGSTORE_STRIP_ALWAYS
+} imgstore_strip_mode_e;
 
 typedef struct {
     const char *path;
@@ -41,6 +49,10 @@ typedef struct {
     apr_int64_t max_size; /* bytes */
     int allow_types;      /* IMGSTORE_TYPE_BIT mask */
     const char *base_url; /* NULL: build from the request */
+    /* User controls: IMGSTORE_UNSET or the value. */
+    apr_int64_t max_ttl;    /* seconds: the most an upload's ttl field may ask */
+    apr_int64_t max_pixels; /* declared width x height, any frame */
+    int strip;              /* imgstore_strip_mode_e */
 } imgstore_dir_conf_t;
 
 /* The server-wide settings with defaults applied: written in post_config, read-only after. */
@@ -62,8 +74,12 @@ void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
 apr_int64_t imgstore_conf_ttl(const imgstore_dir_conf_t *dc);
 apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc);
 int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc);
+apr_int64_t imgstore_conf_max_ttl(const imgstore_dir_conf_t *dc);
+apr_int64_t imgstore_conf_max_pixels(const imgstore_dir_conf_t *dc);
+imgstore_strip_mode_e imgstore_conf_strip(const imgstore_dir_conf_t *dc);
 
-/* The longest ImgStoreTTL in the configuration (or the default): the expiry keys' horizon. */
+/* The longest ImgStoreTTL or ImgStoreMaxTTL (at least the 24h default of ImgStoreMaxTTL): the
+ * expiry keys' horizon, since an upload's ttl field may ask for up to ImgStoreMaxTTL. */
 apr_int64_t imgstore_conf_longest_ttl(void);
 
 /* Load the key files and settle the settings; 0 after logging why startup must fail. */

@@ -86,7 +86,10 @@ static int method_allowed(imgstore_route_e route, int m)
         return 1;
     }
     /* httpd reports HEAD as M_GET with header_only set. */
-    return route == IMGSTORE_ROUTE_UPLOAD ? m == M_POST : m == M_GET;
+    if (route == IMGSTORE_ROUTE_UPLOAD) {
+        return m == M_POST || m == M_PUT;
+    }
+    return m == M_GET || (route == IMGSTORE_ROUTE_IMAGE && m == M_DELETE);
 }
 
 static int imgstore_handler(request_rec *r)
@@ -142,6 +145,9 @@ static int imgstore_handler(request_rec *r)
         case IMGSTORE_ROUTE_UPLOAD:
             return imgstore_upload_handle(r, dc);
         case IMGSTORE_ROUTE_IMAGE:
+            if (r->method_number == M_DELETE) {
+                return imgstore_image_delete(r, rt.token_text);
+            }
             return imgstore_image_handle(r, dc, rt.token_text);
         case IMGSTORE_ROUTE_CLEANUP:
             return imgstore_cleanup_handle(r);
@@ -186,6 +192,24 @@ static int imgstore_map_to_storage(request_rec *r)
     return OK;
 }
 
+/*
+ * The delete token travels in X-Delete-Token: take it out of the request's
+ * headers before httpd logs them (core dumps every request header at
+ * trace4 right after this hook) and keep it where only DELETE finds it.
+ */
+static int imgstore_post_read_request(request_rec *r)
+{
+    const char *token;
+
+    if (r->method_number != M_DELETE ||
+        (token = apr_table_get(r->headers_in, IMGSTORE_DELETE_HEADER)) == NULL) {
+        return DECLINED;
+    }
+    apr_pool_userdata_setn(apr_pstrdup(r->pool, token), IMGSTORE_DELETE_HEADER, NULL, r->pool);
+    apr_table_unset(r->headers_in, IMGSTORE_DELETE_HEADER);
+    return DECLINED;
+}
+
 static int imgstore_log_transaction(request_rec *r)
 {
     if (imgstore_req_find(r) != NULL) {
@@ -197,6 +221,7 @@ static int imgstore_log_transaction(request_rec *r)
 void imgstore_handler_register_hooks(void)
 {
     ap_hook_handler(imgstore_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(imgstore_post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_translate_name(imgstore_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(imgstore_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     /* After mod_log_config has written the access log line. */

@@ -1,6 +1,9 @@
 /*
  * GET/HEAD /image/<token>: find the row by the token's id, decrypt and
- * verify the whole image before the status line or any header is sent.
+ * verify the whole image before the status line or any header is sent; a
+ * GET of an image with a view limit then spends a view (the last one
+ * deletes the row), so a tampered row or a failed answer spends none.
+ * DELETE /image/<token> with X-Delete-Token.
  */
 #include "mod_imgstore_image.h"
 
@@ -24,6 +27,8 @@ typedef struct {
     const imgstore_image_chain_t *chain;
     apr_int64_t now;
     apr_int64_t max_ciphertext;
+    int spend;       /* a GET, not a HEAD: an image with a view limit spends one */
+    int hit_limited; /* the cached row has a view limit */
     /* out */
     imgstore_fetched_t fetched; /* owns the plaintext, decrypted in place */
     const char *plain;
@@ -31,6 +36,7 @@ typedef struct {
     const char *content_type;
     imgstore_status_e opened;
     int key_id;
+    int gone; /* this GET spent the last view */
 } fetch_baton_t;
 
 /*
@@ -111,9 +117,33 @@ static void open_row(fetch_baton_t *b, apr_pool_t *p, const imgstore_row_t *row)
 }
 
 /*
+ * After the open authenticated the image, a GET of an image with a view
+ * limit spends a view (the last one deletes the row). NOTFOUND: the others
+ * spent the last one, or it was deleted or expired meanwhile.
+ */
+static imgstore_status_e spend(PGconn *conn, apr_pool_t *p, fetch_baton_t *b, int limited,
+                               const char **err)
+{
+    apr_int64_t left;
+    imgstore_status_e st;
+
+    if (b->opened != IMGSTORE_OK || !limited || !b->spend) {
+        return IMGSTORE_OK;
+    }
+    st = imgstore_store_spend_view(conn, p, b->id, b->now, &left, err);
+    if (st != IMGSTORE_OK) {
+        discard_fetched(b);
+        b->plain = NULL;
+        return st;
+    }
+    b->gone = left == 0;
+    return IMGSTORE_OK;
+}
+
+/*
  * Runs while the connection is borrowed: fetch, keep the sealed row in the
- * cache, then decrypt in place. The result outlives the borrowed connection
- * (PGresults are independent of it).
+ * cache, decrypt in place, spend the view. The result outlives the borrowed
+ * connection (PGresults are independent of it).
  */
 static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
@@ -127,20 +157,27 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     }
     imgstore_cache_put(b->s, p, &row);
     open_row(b, p, &row);
-    return IMGSTORE_OK;
+    return spend(conn, p, b, row.views_left > 0, err);
 }
 
-/* A cache hit: confirm with the database that the row is live (no ciphertext read). */
-static imgstore_status_e op_confirm(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+/*
+ * A cache hit, confirmed by the database in one statement that reads no
+ * ciphertext: a GET of an image with a view limit spends the view (opened
+ * first, as on a miss); anything else asks whether the row is live.
+ */
+static imgstore_status_e op_hit(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
-    const fetch_baton_t *b = baton;
+    fetch_baton_t *b = baton;
 
+    if (b->hit_limited && b->spend) {
+        return spend(conn, p, b, 1, err);
+    }
     return imgstore_store_confirm(conn, p, b->id, b->now, err);
 }
 
 /*
- * From the cache when it holds the row and the database confirms it is
- * live; else from the database. NOTFOUND drops this host's copy.
+ * From the cache when it holds the row and the database confirms it; else
+ * from the database. NOTFOUND drops this host's copy.
  */
 static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const char **err)
 {
@@ -149,16 +186,23 @@ static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const cha
 
     if (imgstore_cache_get(r->server, r->pool, b->id, b->max_ciphertext, &b->fetched, &row) ==
         IMGSTORE_OK) {
-        st = imgstore_db_run(r->server, r->pool, op_confirm, b, err);
+        b->hit_limited = row.views_left > 0;
+        if (b->hit_limited && b->spend) {
+            open_row(b, r->pool, &row);
+        }
+        st = imgstore_db_run(r->server, r->pool, op_hit, b, err);
         if (st != IMGSTORE_OK) {
-            imgstore_store_fetched_free(&b->fetched);
+            discard_fetched(b);
+            b->plain = NULL;
             if (st == IMGSTORE_NOTFOUND) {
                 imgstore_cache_remove(r->server, r->pool, b->id);
             }
             return st;
         }
+        if (!(b->hit_limited && b->spend)) {
+            open_row(b, r->pool, &row);
+        }
         imgstore_status_count(IMGSTORE_COUNTER_CACHE_HITS, 1);
-        open_row(b, r->pool, &row);
         return IMGSTORE_OK;
     }
     if (imgstore_cache_enabled(r->server)) {
@@ -192,10 +236,15 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     b.s = r->server;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
+    b.spend = !r->header_only;
     st = fetch_image(r, &b, &err);
     OPENSSL_cleanse(token, sizeof(token));
     if (st != IMGSTORE_OK) {
         return imgstore_response_fail(r, st, "no such image", err);
+    }
+    if (b.gone) {
+        /* The last view: the row is gone, and so goes this host's copy. */
+        imgstore_cache_remove(r->server, r->pool, id);
     }
     if (b.opened == IMGSTORE_NOKEY || b.opened == IMGSTORE_TAMPERED ||
         b.opened == IMGSTORE_INTERNAL) {
@@ -238,4 +287,75 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection->bucket_alloc));
     return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+}
+
+typedef struct {
+    const unsigned char *id;
+    const unsigned char *given; /* SHA-256 of the X-Delete-Token, NULL when absent or malformed */
+    apr_int64_t now;
+    int refused; /* out: the row exists, the token does not match */
+} delete_baton_t;
+
+static imgstore_status_e op_delete(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+{
+    delete_baton_t *b = baton;
+    unsigned char stored[IMGSTORE_ID_BYTES];
+    int has_hash = 0;
+    imgstore_status_e st;
+
+    st = imgstore_store_delete_hash(conn, p, b->id, b->now, stored, &has_hash, err);
+    if (st != IMGSTORE_OK) {
+        return st;
+    }
+    /* Hashes of 256-bit tokens, compared in constant time all the same. */
+    if (b->given == NULL || !has_hash || CRYPTO_memcmp(stored, b->given, sizeof(stored)) != 0) {
+        b->refused = 1;
+        return IMGSTORE_OK;
+    }
+    return imgstore_store_delete(conn, p, b->id, stored, err);
+}
+
+int imgstore_image_delete(request_rec *r, const char *token_text)
+{
+    void *given_data = NULL;
+    const char *given_text;
+    unsigned char token[IMGSTORE_TOKEN_BYTES], id[IMGSTORE_ID_BYTES], given[IMGSTORE_ID_BYTES];
+    delete_baton_t b;
+    const char *err = NULL;
+    imgstore_status_e st;
+
+    apr_pool_userdata_get(&given_data, IMGSTORE_DELETE_HEADER, r->pool);
+    given_text = given_data;
+    if (!imgstore_token_decode(token_text, strlen(token_text), token)) {
+        return imgstore_response_fail(r, IMGSTORE_NOTFOUND, "no such image", NULL);
+    }
+    imgstore_token_id(token, id);
+    OPENSSL_cleanse(token, sizeof(token));
+    memset(&b, 0, sizeof(b));
+    b.id = id;
+    b.now = imgstore_now();
+    if (given_text != NULL && imgstore_token_decode(given_text, strlen(given_text), token)) {
+        imgstore_token_delete_hash(token, given);
+        OPENSSL_cleanse(token, sizeof(token));
+        b.given = given;
+    }
+    st = imgstore_db_run(r->server, r->pool, op_delete, &b, &err);
+    if ((st == IMGSTORE_OK && !b.refused) || st == IMGSTORE_NOTFOUND) {
+        /* Gone from the database: gone from this host's cache (the others' hits ask it). */
+        imgstore_cache_remove(r->server, r->pool, id);
+    }
+    if (st != IMGSTORE_OK) {
+        return imgstore_response_fail(r, st, "no such image", err);
+    }
+    if (b.refused) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      IMGLOGNO(00100) "delete refused: %s X-Delete-Token",
+                      given_text == NULL ? "no" : "wrong");
+        return imgstore_response_error(r, HTTP_FORBIDDEN,
+                                       given_text == NULL ? "X-Delete-Token is required"
+                                                          : "wrong X-Delete-Token");
+    }
+    imgstore_response_security_headers(r);
+    r->status = HTTP_NO_CONTENT;
+    return OK;
 }

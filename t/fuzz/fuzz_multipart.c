@@ -31,6 +31,8 @@ typedef struct {
     const unsigned char *file;
     apr_size_t len;
     const char *filename;
+    imgstore_mp_field_e ttl; /* a small field, as the upload reads its controls */
+    const char *ttl_value;
 } outcome_t;
 
 static void check(int cond)
@@ -104,6 +106,9 @@ static void parse(apr_pool_t *p, const char *boundary, const imgstore_mp_limits_
 
     o->file = imgstore_multipart_file(mp, &o->len);
     o->filename = imgstore_multipart_filename(mp);
+    o->ttl = imgstore_multipart_field(mp, "ttl", &o->ttl_value);
+    check((o->ttl == IMGSTORE_MP_FIELD_OK) == (o->ttl_value != NULL));
+    check(o->ttl_value == NULL || strlen(o->ttl_value) <= IMGSTORE_MP_FIELD_MAX);
     if (o->fin == IMGSTORE_MP_DONE) {
         check(o->file != NULL);
         check(o->len <= lim->max_file_bytes);
@@ -180,6 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(memcmp(whole.file, split.file, whole.len) == 0);
         check((whole.filename == NULL) == (split.filename == NULL));
         check(whole.filename == NULL || strcmp(whole.filename, split.filename) == 0);
+        check(whole.ttl == split.ttl);
+        check(whole.ttl_value == NULL || strcmp(whole.ttl_value, split.ttl_value) == 0);
     }
     apr_pool_destroy(pool);
     return 0;

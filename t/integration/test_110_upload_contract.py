@@ -13,7 +13,8 @@ import requests
 
 from harness import HASH_RE, Httpd, assert_json_error, image, multipart, raw_http, read
 
-UPLOAD_KEYS = {"hash", "url", "expires_at", "expires_in", "size", "type"}
+UPLOAD_KEYS = {"hash", "url", "expires_at", "expires_in", "size", "type", "max_views",
+               "metadata_stripped", "delete_token"}
 
 
 def post_raw(h, body, content_type, path="/upload", **kw):
@@ -184,13 +185,14 @@ def test_120_without_a_host_header_the_url_still_names_this_server(httpd):
 
 @pytest.mark.parametrize("content_type,body", [
     (None, read("sample.png")),
-    ("image/png", read("sample.png")),
+    ("text/plain", read("sample.png")),  # image/png is a raw upload (test_150)
     ("application/json", b'{"file": "x"}'),
     ("application/x-www-form-urlencoded", b"file=abc"),
     ("multipart/mixed; boundary=abc", b"--abc\r\n\r\nx\r\n--abc--\r\n"),
     ("multipart/form-data", b"--abc\r\n\r\nx\r\n--abc--\r\n"),  # no boundary parameter
 ])
-def test_122_a_body_that_is_not_multipart_form_data_is_400(httpd, content_type, body):
+def test_122_a_body_that_is_neither_multipart_form_data_nor_an_image_is_400(httpd, content_type,
+                                                                           body):
     assert_json_error(post_raw(httpd, body, content_type), 400)
 
 

@@ -130,8 +130,8 @@ def test_208_a_real_hash_with_trailing_junk_is_404(httpd, stored, suffix):
 
 
 @pytest.mark.parametrize("path,allow", [
-    ("/upload", "POST, OPTIONS"),
-    ("/image/" + "A" * 43, "GET, HEAD, OPTIONS"),
+    ("/upload", "POST, PUT, OPTIONS"),
+    ("/image/" + "A" * 43, "GET, HEAD, DELETE, OPTIONS"),
     ("/cleanup", "GET, HEAD, OPTIONS"),
     ("/health", "GET, HEAD, OPTIONS"),
 ])
@@ -143,11 +143,11 @@ def test_210_options_answers_204_with_allow(httpd, path, allow):
 
 
 @pytest.mark.parametrize("method,path,allow", [
-    ("GET", "/upload", "POST, OPTIONS"),
-    ("PUT", "/upload", "POST, OPTIONS"),
-    ("DELETE", "/upload", "POST, OPTIONS"),
-    ("POST", "/image/" + "A" * 43, "GET, HEAD, OPTIONS"),
-    ("DELETE", "/image/" + "A" * 43, "GET, HEAD, OPTIONS"),
+    ("GET", "/upload", "POST, PUT, OPTIONS"),
+    ("PATCH", "/upload", "POST, PUT, OPTIONS"),
+    ("DELETE", "/upload", "POST, PUT, OPTIONS"),
+    ("POST", "/image/" + "A" * 43, "GET, HEAD, DELETE, OPTIONS"),
+    ("PUT", "/image/" + "A" * 43, "GET, HEAD, DELETE, OPTIONS"),
     ("POST", "/cleanup", "GET, HEAD, OPTIONS"),
     ("PUT", "/health", "GET, HEAD, OPTIONS"),
 ])
@@ -157,10 +157,11 @@ def test_211_a_wrong_method_on_a_route_is_405_json_with_allow(httpd, method, pat
     assert r.headers.get("Allow") == allow
 
 
-def test_212_delete_of_a_real_image_neither_deletes_nor_serves_it(httpd, stored):
+def test_212_delete_of_a_real_image_without_its_token_neither_deletes_nor_serves_it(httpd,
+                                                                                    stored):
     h = stored["sample.bmp"]
     r = requests.delete(httpd.url("/image/" + h), timeout=30)
-    assert_json_error(r, 405)
+    assert_json_error(r, 403)
     assert httpd.get("/image/" + h).content == read("sample.bmp")
 
 

@@ -165,3 +165,73 @@ def test_256_the_cache_holds_no_plaintext_and_no_token(pg, make_httpd):
             for needle in (data, data[1000:1064], data[-64:], base64.b64encode(data[:3000]),
                            token_of(hash_), hash_.encode(), hash_[:20].encode()):
                 assert needle not in mem
+
+
+# -- view limits and deletes (issue 10's user controls) through the cache ---------------
+
+def upload_with(h, fields, size=20000):
+    data = png_of_size(size, seed=os.urandom(8))
+    r = requests.post(h.url("/upload"), data=fields, timeout=30,
+                      files={"file": ("x.png", data, "image/png")})
+    assert r.status_code == 201, r.text
+    return r.json(), data
+
+
+def two_hosts(pg, make_httpd):
+    db = pg.create_db("cache")
+    a = make_httpd(extra=cache_conf(), dbname=db)
+    b = make_httpd(extra=cache_conf(), dbname=db, keyfile=a.keyfile)
+    return db, a, b
+
+
+def test_258_view_limits_hold_across_two_hosts_caches(pg, make_httpd):
+    db, a, b = two_hosts(pg, make_httpd)
+    body, data = upload_with(a, {"max_views": "3"})
+    hash_ = body["hash"]
+    assert fetch(a, hash_).content == data          # hit on A (cached at upload): 2 left
+    assert fetch(b, hash_).content == data          # miss on B, now cached there: 1 left
+    assert fetch(a, hash_).content == data          # hit on A: the last view, row gone
+    assert pg.query("SELECT count(*) FROM imgstore_images WHERE id = %s" % sql_id(hash_),
+                    db=db) == [["0"]]
+    assert fetch(b, hash_).status_code == 404       # B's copy is refused by the database
+    assert fetch(a, hash_).status_code == 404       # A dropped its copy with the last view
+    ca, cb = counters(a), counters(b)
+    assert ca["CacheHits"] == 2 and ca["CacheMisses"] == 1
+    assert cb["CacheHits"] == 0 and cb["CacheMisses"] == 1
+
+
+def test_259_head_through_the_cache_spends_no_view(make_httpd):
+    h = make_httpd(extra=cache_conf())
+    body, data = upload_with(h, {"max_views": "1"})
+    for _ in range(2):
+        assert requests.head(h.url("/image/" + body["hash"]), timeout=30).status_code == 200
+    assert fetch(h, body["hash"]).content == data
+    assert fetch(h, body["hash"]).status_code == 404
+    assert counters(h)["CacheHits"] == 3
+
+
+def test_260_a_delete_on_one_host_is_not_served_from_the_others_cache(pg, make_httpd):
+    db, a, b = two_hosts(pg, make_httpd)
+    body, data = upload_with(a, {})
+    hash_ = body["hash"]
+    assert fetch(b, hash_).content == data and fetch(b, hash_).content == data
+    r = requests.delete(a.url("/image/" + hash_), timeout=30,
+                        headers={"X-Delete-Token": body["delete_token"]})
+    assert r.status_code == 204
+    hits_b = counters(b)["CacheHits"]
+    assert fetch(b, hash_).status_code == 404
+    assert counters(b)["CacheHits"] == hits_b
+    misses_a = counters(a)["CacheMisses"]
+    assert fetch(a, hash_).status_code == 404        # A removed its copy when it deleted
+    assert counters(a)["CacheMisses"] == misses_a + 1
+
+
+def test_261_the_cache_holds_no_delete_token(make_httpd):
+    h = make_httpd(extra=cache_conf())
+    body, data = upload_with(h, {"max_views": "5"})
+    assert fetch(h, body["hash"]).content == data
+    mem = shared_memory(h.pid)
+    token = body["delete_token"]
+    assert row_id(body["hash"]) in mem
+    for needle in (token.encode(), base64.urlsafe_b64decode(token + "="), data[-64:]):
+        assert needle not in mem

@@ -185,6 +185,19 @@ def test_323_hosts_sharing_a_database_and_a_copied_file_serve_each_others_images
     assert a.get("/image/" + rb.json()["hash"]).content == read("sample.jpg")
 
 
+def test_323a_the_first_uploads_at_once_all_record_the_same_chain(pg, make_httpd):
+    """On a fresh database the first contact of every thread records the chain: the losers of
+    that race must read the winner's row, never answer 500 (seen once: eight concurrent first
+    uploads, one 500 "imgstore_expiry_chain holds an unexpected row")."""
+    import concurrent.futures
+    for n in range(3):
+        db = pg.create_db("xkrace%d" % n)
+        h = make_httpd(dbname=db)
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            codes = list(ex.map(lambda _: h.upload(image("sample.png")).status_code, range(16)))
+        assert codes == [201] * 16, codes
+
+
 def test_324_a_file_of_another_chain_is_refused_with_what_to_do(pg, make_httpd):
     db = pg.create_db("xk")
     a = make_httpd(dbname=db)

@@ -69,6 +69,8 @@ START_TEST(test_round_trip_opens_with_the_token)
     ck_assert_int_eq(row.created_at, sealed.row.created_at);
     ck_assert_int_eq(row.expires_at, sealed.row.expires_at);
     ck_assert_int_eq(row.expiry_period, sealed.row.expiry_period);
+    ck_assert_int_eq(row.views_left, 0);
+    ck_assert_ptr_null(row.delete_hash);
     ck_assert_mem_eq(row.nonce, sealed.row.nonce, IMGSTORE_NONCE_BYTES);
     ck_assert_uint_eq(row.ciphertext_len, LEN + IMGSTORE_TAG_BYTES);
     ck_assert_int_eq(
@@ -95,6 +97,31 @@ START_TEST(test_value_holds_no_plaintext_and_no_token)
 }
 END_TEST
 
+START_TEST(test_a_view_limit_is_kept_as_a_flag)
+{
+    unsigned char buf[LEN + IMGSTORE_TAG_BYTES], *v;
+    imgstore_sealed_t sealed;
+    imgstore_row_t row;
+    apr_size_t n;
+    int i;
+
+    for (i = 0; i < LEN; i++) {
+        buf[i] = (unsigned char)i;
+    }
+    ck_assert_int_eq(imgstore_image_new(&sealed), IMGSTORE_OK);
+    ck_assert_int_eq(
+        imgstore_image_seal(&sealed, kr, NULL, 3, IMGSTORE_TYPE_PNG, NOW, 300, buf, LEN),
+        IMGSTORE_OK);
+    sealed.row.views_left = 7;
+    n = imgstore_cacherow_size(&sealed.row);
+    v = malloc(n);
+    ck_assert_uint_eq(imgstore_cacherow_encode(&sealed.row, v, n), n);
+    ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_OK);
+    ck_assert_int_eq(row.views_left, 1);
+    free(v);
+}
+END_TEST
+
 START_TEST(test_every_cut_is_refused)
 {
     unsigned char buf[LEN + IMGSTORE_TAG_BYTES], *v;
@@ -115,7 +142,7 @@ START_TEST(test_altered_framing_is_refused_and_altered_bytes_fail_to_open)
     imgstore_sealed_t sealed;
     imgstore_row_t row;
     apr_size_t n = sealed_value(&sealed, buf, &v), plain_len;
-    const apr_size_t type_len_at = 4 + 2 + IMGSTORE_NONCE_BYTES + 32;
+    const apr_size_t type_len_at = 4 + 2 + IMGSTORE_NONCE_BYTES + 32 + 1;
 
     v[0] ^= 1; /* magic */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
@@ -123,9 +150,12 @@ START_TEST(test_altered_framing_is_refused_and_altered_bytes_fail_to_open)
     v[type_len_at] += 1; /* type length: the NUL is no longer where it says */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
     v[type_len_at] -= 1;
-    v[type_len_at - 9] ^= 1; /* size: no longer the ciphertext's */
+    v[type_len_at - 10] ^= 1; /* size: no longer the ciphertext's */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
-    v[type_len_at - 9] ^= 1;
+    v[type_len_at - 10] ^= 1;
+    v[type_len_at - 1] = 2; /* an unknown flag */
+    ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_ERROR);
+    v[type_len_at - 1] = 0;
     v[n - 1] ^= 1; /* the tag: decodes, but does not open */
     ck_assert_int_eq(imgstore_cacherow_decode(v, n, sealed.id, &row), IMGSTORE_OK);
     ck_assert_int_eq(
@@ -170,6 +200,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_round_trip_opens_with_the_token);
     tcase_add_test(tc, test_value_holds_no_plaintext_and_no_token);
+    tcase_add_test(tc, test_a_view_limit_is_kept_as_a_flag);
     tcase_add_test(tc, test_every_cut_is_refused);
     tcase_add_test(tc, test_altered_framing_is_refused_and_altered_bytes_fail_to_open);
     tcase_add_test(tc, test_inconsistent_rows_are_not_encoded);

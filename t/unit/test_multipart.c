@@ -1028,6 +1028,51 @@ START_TEST(test_strerror)
 }
 END_TEST
 
+/* Small fields beside the file: kept by name, whatever the piece size. */
+START_TEST(test_fields)
+{
+    static const char body[] =
+        "--B\r\nContent-Disposition: form-data; name=\"ttl\"\r\n\r\n1h\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"max_views\"\r\n\r\n\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"dup\"\r\n\r\na\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"dup\"\r\n\r\nb\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"long\"\r\n\r\n"
+        "12345678901234567890123456789012345678901234567890123456789012345\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"max\"\r\n\r\n"
+        "1234567890123456789012345678901234567890123456789012345678901234\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"nul\"\r\n\r\n1\0x\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\n\r\n1\r\n"
+        "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\nIMG\r\n"
+        "--B--\r\n";
+    apr_size_t step = (apr_size_t)_i + 1, off = 0, n = sizeof(body) - 1, len;
+    imgstore_mp_limits_t lim = default_limits(0);
+    imgstore_multipart_t *mp = imgstore_multipart_create(pool, "B", &lim);
+    const char *v = "unset";
+
+    ck_assert_int_eq(imgstore_multipart_field(mp, "ttl", &v), IMGSTORE_MP_FIELD_ABSENT);
+    for (; off < n; off += step) {
+        imgstore_multipart_feed(mp, body + off, n - off < step ? n - off : step);
+    }
+    ck_assert_int_eq(imgstore_multipart_finish(mp), IMGSTORE_MP_DONE);
+    ck_assert_int_eq(imgstore_multipart_field(mp, "ttl", &v), IMGSTORE_MP_FIELD_OK);
+    ck_assert_str_eq(v, "1h");
+    ck_assert_int_eq(imgstore_multipart_field(mp, "max_views", &v), IMGSTORE_MP_FIELD_OK);
+    ck_assert_str_eq(v, "");
+    ck_assert_int_eq(imgstore_multipart_field(mp, "max", &v), IMGSTORE_MP_FIELD_OK);
+    ck_assert_uint_eq(strlen(v), IMGSTORE_MP_FIELD_MAX);
+    ck_assert_int_eq(imgstore_multipart_field(mp, "dup", &v), IMGSTORE_MP_FIELD_BAD);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(imgstore_multipart_field(mp, "long", &v), IMGSTORE_MP_FIELD_BAD);
+    ck_assert_int_eq(imgstore_multipart_field(mp, "nul", &v), IMGSTORE_MP_FIELD_BAD);
+    /* Parts with a filename are files, not fields; names compare exactly. */
+    ck_assert_int_eq(imgstore_multipart_field(mp, "doc", &v), IMGSTORE_MP_FIELD_ABSENT);
+    ck_assert_int_eq(imgstore_multipart_field(mp, "file", &v), IMGSTORE_MP_FIELD_ABSENT);
+    ck_assert_int_eq(imgstore_multipart_field(mp, "TTL", &v), IMGSTORE_MP_FIELD_ABSENT);
+    ck_assert_mem_eq(imgstore_multipart_file(mp, &len), "IMG", 3);
+    ck_assert_uint_eq(len, 3);
+}
+END_TEST
+
 static Suite *multipart_suite(void)
 {
     Suite *s = suite_create("multipart");
@@ -1041,6 +1086,7 @@ static Suite *multipart_suite(void)
     tcase_add_loop_test(tc, test_filename, 0, (int)NELEM(fnames));
     tcase_add_test(tc, test_long_boundary_body);
     tcase_add_test(tc, test_epilogue_and_empty_feeds);
+    tcase_add_loop_test(tc, test_fields, 0, 7);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("refused");

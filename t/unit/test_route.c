@@ -81,8 +81,8 @@ END_TEST
 
 START_TEST(test_route_allow)
 {
-    ck_assert_str_eq(imgstore_route_allow(IMGSTORE_ROUTE_UPLOAD), "POST, OPTIONS");
-    ck_assert_str_eq(imgstore_route_allow(IMGSTORE_ROUTE_IMAGE), "GET, HEAD, OPTIONS");
+    ck_assert_str_eq(imgstore_route_allow(IMGSTORE_ROUTE_UPLOAD), "POST, PUT, OPTIONS");
+    ck_assert_str_eq(imgstore_route_allow(IMGSTORE_ROUTE_IMAGE), "GET, HEAD, DELETE, OPTIONS");
     ck_assert_str_eq(imgstore_route_allow(IMGSTORE_ROUTE_CLEANUP), "GET, HEAD, OPTIONS");
     ck_assert_str_eq(imgstore_route_allow(IMGSTORE_ROUTE_HEALTH), "GET, HEAD, OPTIONS");
     ck_assert_ptr_null(imgstore_route_allow(IMGSTORE_ROUTE_NONE));

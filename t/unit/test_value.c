@@ -80,6 +80,10 @@ static const good_case good_durations[] = {
     {"5M", 300},
     {"1h", 3600},
     {"24H", 86400},
+    {"1d", 86400},
+    {"7D", 7 * 86400},
+    {"0d", 0},
+    {"106751991167300d", APR_INT64_C(106751991167300) * 86400},
     {"0h", 0},
     {"2562047788015215h", APR_INT64_C(2562047788015215) * 3600},
     {"9223372036854775807", MAX64},
@@ -92,7 +96,9 @@ static const bad_case bad_durations[] = {
     {"-1", "not a number"},
     {"1.5h", "not a whole number"},
     {"5x", "unknown unit"},
-    {"5d", "unknown unit"},
+    {"5w", "unknown unit"},
+    {"5dd", "unknown unit"},
+    {"106751991167301d", "too large"},
     {"5ms", "unknown unit"},
     {"5mm", "unknown unit"},
     {"10MM", "unknown unit"},
@@ -103,7 +109,153 @@ static const bad_case bad_durations[] = {
     {"9999999999999999999999h", "too large"},
 };
 
+/* Upload control fields: ttl against a maximum of 24h, as ImgStoreMaxTTL's default. */
+static const good_case good_ttls[] = {
+    {"1", 1},      {"1s", 1},        {"90s", 90},    {"10m", 600},     {"2h", 7200},
+    {"1d", 86400}, {"86400", 86400}, {"24h", 86400}, {"1440m", 86400}, {"0001", 1},
+};
+
+static const bad_case bad_ttls[] = {
+    {"", "empty"},
+    {"0", "out of range"},
+    {"0s", "out of range"},
+    {"86401", "out of range"},
+    {"25h", "out of range"},
+    {"2d", "out of range"},
+    {"1441m", "out of range"},
+    {"-1", "not a number"},
+    {"+1", "not a number"},
+    {" 1h", "not a number"},
+    {"1h ", "unknown unit"},
+    {"1 h", "unknown unit"},
+    {"1.5h", "not a whole number"},
+    {"1w", "unknown unit"},
+    {"1hh", "unknown unit"},
+    {"h", "not a number"},
+    {"0x10", "unknown unit"},
+    {"9223372036854775808", "too large"},
+    {"99999999999999999999d", "too large"},
+    {"106751991167301d", "too large"},
+};
+
+static const good_case good_views[] = {
+    {"1", 1}, {"2", 2}, {"5", 5}, {"999999", 999999}, {"1000000", 1000000}, {"0000001", 1},
+};
+
+static const bad_case bad_views[] = {
+    {"", "empty"},
+    {"0", "out of range"},
+    {"000", "out of range"},
+    {"1000001", "out of range"},
+    {"9223372036854775807", "out of range"},
+    {"9223372036854775808", "too large"},
+    {"-1", "not a number"},
+    {"+1", "not a number"},
+    {" 1", "not a number"},
+    {"1 ", "not a number"},
+    {"1.0", "not a whole number"},
+    {"1e3", "not a number"},
+    {"1k", "not a number"},
+    {"one", "not a number"},
+    {"0x1", "not a number"},
+};
+
+typedef struct {
+    const char *in;
+    int want; /* -1: refused */
+} bool_case;
+
+static const bool_case bools[] = {
+    {"1", 1},    {"0", 0},      {"true", 1}, {"false", 0}, {"on", 1},  {"off", 0},
+    {"TRUE", 1}, {"False", 0},  {"ON", 1},   {"oFf", 0},   {"", -1},   {"yes", -1},
+    {"no", -1},  {"2", -1},     {"01", -1},  {"10", -1},   {" 1", -1}, {"1 ", -1},
+    {"tru", -1}, {"truee", -1}, {"o", -1},   {"-1", -1},   {"t", -1},  {"onn", -1},
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+
+START_TEST(test_ttl_good)
+{
+    apr_int64_t v = -1;
+    const char *err = imgstore_value_parse_ttl(good_ttls[_i].in, 86400, &v);
+
+    ck_assert_msg(err == NULL, "\"%s\": unexpected error %s", good_ttls[_i].in, err);
+    ck_assert_int_eq(v, good_ttls[_i].want);
+}
+END_TEST
+
+START_TEST(test_ttl_bad)
+{
+    const bad_case *c = &bad_ttls[_i];
+    apr_int64_t v = -12345;
+    const char *err = imgstore_value_parse_ttl(c->in, 86400, &v);
+
+    ck_assert_msg(err != NULL, "\"%s\" accepted as %" APR_INT64_T_FMT, c->in, v);
+    ck_assert_msg(strncmp(err, c->reason_prefix, strlen(c->reason_prefix)) == 0,
+                  "\"%s\": reason \"%s\", want \"%s...\"", c->in, err, c->reason_prefix);
+    ck_assert_int_eq(v, -12345);
+}
+END_TEST
+
+START_TEST(test_views_good)
+{
+    apr_int64_t v = -1;
+    const char *err = imgstore_value_parse_views(good_views[_i].in, &v);
+
+    ck_assert_msg(err == NULL, "\"%s\": unexpected error %s", good_views[_i].in, err);
+    ck_assert_int_eq(v, good_views[_i].want);
+}
+END_TEST
+
+START_TEST(test_views_bad)
+{
+    const bad_case *c = &bad_views[_i];
+    apr_int64_t v = -12345;
+    const char *err = imgstore_value_parse_views(c->in, &v);
+
+    ck_assert_msg(err != NULL, "\"%s\" accepted as %" APR_INT64_T_FMT, c->in, v);
+    ck_assert_msg(strncmp(err, c->reason_prefix, strlen(c->reason_prefix)) == 0,
+                  "\"%s\": reason \"%s\", want \"%s...\"", c->in, err, c->reason_prefix);
+    ck_assert_int_eq(v, -12345);
+}
+END_TEST
+
+START_TEST(test_bool)
+{
+    const bool_case *c = &bools[_i];
+    int on = 7;
+    const char *err = imgstore_value_parse_bool(c->in, &on);
+
+    if (c->want < 0) {
+        ck_assert_msg(err != NULL, "\"%s\" accepted as %d", c->in, on);
+        ck_assert_int_eq(on, 7);
+    } else {
+        ck_assert_msg(err == NULL, "\"%s\": unexpected error %s", c->in, err);
+        ck_assert_int_eq(on, c->want);
+    }
+}
+END_TEST
+
+START_TEST(test_count_and_nulls)
+{
+    apr_int64_t v = -1;
+    int on = 7;
+
+    ck_assert_ptr_null(imgstore_value_parse_count("100000000", &v));
+    ck_assert_int_eq(v, 100000000);
+    ck_assert_ptr_nonnull(imgstore_value_parse_count("100M", &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_count("", &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_count("-1", &v));
+    ck_assert_int_eq(v, 100000000);
+    ck_assert_ptr_nonnull(imgstore_value_parse_ttl(NULL, 86400, &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_views(NULL, &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_bool(NULL, &on));
+    ck_assert_int_eq(on, 7);
+    /* The maximum is the caller's: a 1 s ceiling admits exactly 1. */
+    ck_assert_ptr_null(imgstore_value_parse_ttl("1", 1, &v));
+    ck_assert_ptr_nonnull(imgstore_value_parse_ttl("2", 1, &v));
+}
+END_TEST
 
 START_TEST(test_size_good)
 {
@@ -205,6 +357,7 @@ static Suite *value_suite(void)
     TCase *size = tcase_create("size");
     TCase *duration = tcase_create("duration");
     TCase *iso = tcase_create("iso8601");
+    TCase *fields = tcase_create("upload fields");
 
     tcase_add_loop_test(size, test_size_good, 0, N(good_sizes));
     tcase_add_loop_test(size, test_size_bad, 0, N(bad_sizes));
@@ -217,6 +370,14 @@ static Suite *value_suite(void)
 
     tcase_add_loop_test(iso, test_iso8601, 0, N(isos));
     suite_add_tcase(s, iso);
+
+    tcase_add_loop_test(fields, test_ttl_good, 0, N(good_ttls));
+    tcase_add_loop_test(fields, test_ttl_bad, 0, N(bad_ttls));
+    tcase_add_loop_test(fields, test_views_good, 0, N(good_views));
+    tcase_add_loop_test(fields, test_views_bad, 0, N(bad_views));
+    tcase_add_loop_test(fields, test_bool, 0, N(bools));
+    tcase_add_test(fields, test_count_and_nulls);
+    suite_add_tcase(s, fields);
     return s;
 }
 
