@@ -8,6 +8,9 @@
 imgstore_route_e imgstore_route_parse(const char *rest, const char **token_text)
 {
     *token_text = NULL;
+    if (!strcmp(rest, "") || !strcmp(rest, "/")) {
+        return IMGSTORE_ROUTE_PAGE;
+    }
     if (!strcmp(rest, "/upload")) {
         return IMGSTORE_ROUTE_UPLOAD;
     }
@@ -46,6 +49,7 @@ const char *imgstore_route_allow(imgstore_route_e route)
             return "GET, HEAD, DELETE, OPTIONS";
         case IMGSTORE_ROUTE_CLEANUP:
         case IMGSTORE_ROUTE_HEALTH:
+        case IMGSTORE_ROUTE_PAGE:
             return "GET, HEAD, OPTIONS";
         default:
             return NULL;

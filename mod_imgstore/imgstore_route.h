@@ -7,6 +7,7 @@
  *   <mount>/image/<token>   GET/HEAD/DELETE IMGSTORE_ROUTE_IMAGE (the token as the URL spells it)
  *   <mount>/cleanup         GET/HEAD IMGSTORE_ROUTE_CLEANUP
  *   <mount>/health          GET/HEAD IMGSTORE_ROUTE_HEALTH
+ *   <mount>/ and <mount>    GET/HEAD IMGSTORE_ROUTE_PAGE (the upload page; its redirect)
  *
  * Core unit: libc and APR only.
  */
@@ -20,7 +21,8 @@ typedef enum {
     IMGSTORE_ROUTE_UPLOAD,
     IMGSTORE_ROUTE_IMAGE,
     IMGSTORE_ROUTE_CLEANUP,
-    IMGSTORE_ROUTE_HEALTH
+    IMGSTORE_ROUTE_HEALTH,
+    IMGSTORE_ROUTE_PAGE
 } imgstore_route_e;
 
 /*

@@ -69,6 +69,7 @@ void *imgstore_conf_create_dir(apr_pool_t *p, char *dir)
     dc->max_ttl = IMGSTORE_UNSET;
     dc->max_pixels = IMGSTORE_UNSET;
     dc->strip = IMGSTORE_UNSET;
+    dc->upload_page = IMGSTORE_UNSET;
     return dc;
 }
 
@@ -84,6 +85,7 @@ void *imgstore_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dc->max_ttl = add->max_ttl != IMGSTORE_UNSET ? add->max_ttl : base->max_ttl;
     dc->max_pixels = add->max_pixels != IMGSTORE_UNSET ? add->max_pixels : base->max_pixels;
     dc->strip = add->strip != IMGSTORE_UNSET ? add->strip : base->strip;
+    dc->upload_page = add->upload_page != IMGSTORE_UNSET ? add->upload_page : base->upload_page;
     return dc;
 }
 
@@ -100,6 +102,11 @@ apr_int64_t imgstore_conf_max_size(const imgstore_dir_conf_t *dc)
 int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc)
 {
     return dc->allow_types != IMGSTORE_UNSET ? dc->allow_types : (int)IMGSTORE_TYPES_DEFAULT;
+}
+
+int imgstore_conf_upload_page(const imgstore_dir_conf_t *dc)
+{
+    return dc->upload_page != IMGSTORE_UNSET ? dc->upload_page : 1;
 }
 
 apr_int64_t imgstore_conf_max_ttl(const imgstore_dir_conf_t *dc)
@@ -374,6 +381,16 @@ static const char *set_base_url(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+static const char *set_upload_page(cmd_parms *cmd, void *dcv, int on)
+{
+    const char *err = check_mount_context(cmd);
+
+    if (err == NULL) {
+        ((imgstore_dir_conf_t *)dcv)->upload_page = on;
+    }
+    return err;
+}
+
 const command_rec imgstore_cmds[] = {
     AP_INIT_TAKE12("ImgStoreKeyFile", set_key_file, NULL, RSRC_CONF,
                    "A master key file (32 raw bytes or 64 hex digits, mode 0400) and its "
@@ -406,6 +423,8 @@ const command_rec imgstore_cmds[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Most pixels (width x height, any frame) an image may declare (default "
                   "100000000)"),
+    AP_INIT_FLAG("ImgStoreUploadPage", set_upload_page, NULL, RSRC_CONF | ACCESS_CONF,
+                 "Serve the upload page at GET <mount>/ (on or off, default on)"),
     /* The hot image cache (mod_imgstore_cache.c). */
     AP_INIT_TAKE1("ImgStoreCache", imgstore_cache_cmd, NULL, RSRC_CONF,
                   "Keep sealed images in mod_socache: provider:args, e.g. shmcb:cache(67108864) "

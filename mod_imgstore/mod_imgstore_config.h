@@ -53,6 +53,7 @@ typedef struct {
     apr_int64_t max_ttl;    /* seconds: the most an upload's ttl field may ask */
     apr_int64_t max_pixels; /* declared width x height, any frame */
     int strip;              /* imgstore_strip_mode_e */
+    int upload_page;        /* ImgStoreUploadPage: serve the page at the mount, IMGSTORE_UNSET */
 } imgstore_dir_conf_t;
 
 /* The server-wide settings with defaults applied: written in post_config, read-only after. */
@@ -77,6 +78,7 @@ int imgstore_conf_allow_types(const imgstore_dir_conf_t *dc);
 apr_int64_t imgstore_conf_max_ttl(const imgstore_dir_conf_t *dc);
 apr_int64_t imgstore_conf_max_pixels(const imgstore_dir_conf_t *dc);
 imgstore_strip_mode_e imgstore_conf_strip(const imgstore_dir_conf_t *dc);
+int imgstore_conf_upload_page(const imgstore_dir_conf_t *dc);
 
 /* The longest ImgStoreTTL or ImgStoreMaxTTL (at least the 24h default of ImgStoreMaxTTL): the
  * expiry keys' horizon, since an upload's ttl field may ask for up to ImgStoreMaxTTL. */

@@ -17,6 +17,7 @@
 #include "mod_imgstore_config.h"
 #include "mod_imgstore_db.h"
 #include "mod_imgstore_image.h"
+#include "mod_imgstore_page.h"
 #include "mod_imgstore_response.h"
 #include "mod_imgstore_upload.h"
 
@@ -104,6 +105,9 @@ static int imgstore_handler(request_rec *r)
     }
     dc = ap_get_module_config(r->per_dir_config, &imgstore_module);
     rt = find_route(r, dc);
+    if (rt.route == IMGSTORE_ROUTE_PAGE && !imgstore_conf_upload_page(dc)) {
+        rt.route = IMGSTORE_ROUTE_NONE; /* ImgStoreUploadPage off: the mount is no route */
+    }
     if (rt.route == IMGSTORE_ROUTE_IMAGE || rt.route == IMGSTORE_ROUTE_NONE) {
         /*
          * First thing: nothing may log this request before the token is gone.
@@ -153,6 +157,8 @@ static int imgstore_handler(request_rec *r)
             return imgstore_cleanup_handle(r);
         case IMGSTORE_ROUTE_HEALTH:
             return imgstore_db_handle_health(r);
+        case IMGSTORE_ROUTE_PAGE:
+            return imgstore_page_handle(r, dc);
         default:
             return imgstore_response_error(r, HTTP_NOT_FOUND, "not found");
     }

@@ -165,7 +165,7 @@ def test_212_delete_of_a_real_image_without_its_token_neither_deletes_nor_serves
     assert httpd.get("/image/" + h).content == read("sample.bmp")
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/images/abc", "/upload/more", "/health/x",
+@pytest.mark.parametrize("path", ["/nope", "/index.html", "/images/abc", "/upload/more", "/health/x",
                                   "/cleanup2", "/IMAGE/" + "A" * 43, "/Upload"])
 def test_213_an_unknown_path_under_the_mount_is_404_json(httpd, path):
     assert_json_error(httpd.get(path), 404)

@@ -24,14 +24,15 @@ static const struct {
     imgstore_route_e route;
     const char *token;
 } routes[] = {
-    {"/upload", IMGSTORE_ROUTE_UPLOAD, NULL},  {"/cleanup", IMGSTORE_ROUTE_CLEANUP, NULL},
-    {"/health", IMGSTORE_ROUTE_HEALTH, NULL},  {"/image/abc", IMGSTORE_ROUTE_IMAGE, "abc"},
-    {"/image/", IMGSTORE_ROUTE_IMAGE, ""},     {"/image/a/b", IMGSTORE_ROUTE_IMAGE, "a/b"},
-    {"/image", IMGSTORE_ROUTE_NONE, NULL},     {"/upload/", IMGSTORE_ROUTE_NONE, NULL},
-    {"/Upload", IMGSTORE_ROUTE_NONE, NULL},    {"/health?x", IMGSTORE_ROUTE_NONE, NULL},
-    {"/uploads", IMGSTORE_ROUTE_NONE, NULL},   {"//upload", IMGSTORE_ROUTE_NONE, NULL},
-    {"/IMAGE/abc", IMGSTORE_ROUTE_NONE, NULL}, {"", IMGSTORE_ROUTE_NONE, NULL},
-    {"/", IMGSTORE_ROUTE_NONE, NULL},
+    {"/upload", IMGSTORE_ROUTE_UPLOAD, NULL},   {"/cleanup", IMGSTORE_ROUTE_CLEANUP, NULL},
+    {"/health", IMGSTORE_ROUTE_HEALTH, NULL},   {"/image/abc", IMGSTORE_ROUTE_IMAGE, "abc"},
+    {"/image/", IMGSTORE_ROUTE_IMAGE, ""},      {"/image/a/b", IMGSTORE_ROUTE_IMAGE, "a/b"},
+    {"/image", IMGSTORE_ROUTE_NONE, NULL},      {"/upload/", IMGSTORE_ROUTE_NONE, NULL},
+    {"/Upload", IMGSTORE_ROUTE_NONE, NULL},     {"/health?x", IMGSTORE_ROUTE_NONE, NULL},
+    {"/uploads", IMGSTORE_ROUTE_NONE, NULL},    {"//upload", IMGSTORE_ROUTE_NONE, NULL},
+    {"/IMAGE/abc", IMGSTORE_ROUTE_NONE, NULL},  {"", IMGSTORE_ROUTE_PAGE, NULL},
+    {"/", IMGSTORE_ROUTE_PAGE, NULL},           {"//", IMGSTORE_ROUTE_NONE, NULL},
+    {"/index.html", IMGSTORE_ROUTE_NONE, NULL},
 };
 
 START_TEST(test_route_parse_table)
