@@ -5,11 +5,13 @@ A hit shows in server-status as CacheHits, a miss as CacheMisses."""
 import base64
 import os
 import re
+import subprocess
 import time
 
+import pytest
 import requests
 
-from harness import png_of_size, row_id, sql_id, token_of
+from harness import free_port, png_of_size, row_id, sql_id, token_of, wait_port
 
 SHMCB = "/usr/lib/apache2/modules/mod_socache_shmcb.so"
 
@@ -235,3 +237,46 @@ def test_261_the_cache_holds_no_delete_token(make_httpd):
     assert row_id(body["hash"]) in mem
     for needle in (token.encode(), base64.urlsafe_b64decode(token + "="), data[-64:]):
         assert needle not in mem
+
+
+# -- memcache and redis: one cache shared by several hosts ---------------------------------
+
+SERVERS = {
+    "memcache": ("/usr/bin/memcached", lambda port: ["/usr/bin/memcached", "-u", "nobody",
+                                                     "-l", "127.0.0.1", "-p", str(port)]),
+    "redis": ("/usr/bin/redis-server", lambda port: ["/usr/bin/redis-server", "--port", str(port),
+                                                     "--bind", "127.0.0.1", "--save", "",
+                                                     "--appendonly", "no"]),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(SERVERS))
+def test_262_hosts_sharing_a_network_cache(pg, make_httpd, provider):
+    """Two hosts, one memcached/redis: an upload on A is a hit on B; a delete on A is
+    refused from the shared cache on B, because B's hit asks the database."""
+    binary, argv = SERVERS[provider]
+    if not os.path.exists(binary):
+        pytest.skip("%s is not installed" % binary)
+    port = free_port()
+    server = subprocess.Popen(argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_port(port), "%s did not listen" % binary
+        conf = ("LoadModule socache_%s_module /usr/lib/apache2/modules/mod_socache_%s.so\n"
+                "ImgStoreCache %s:127.0.0.1:%d\n" % (provider, provider, provider, port))
+        db = pg.create_db("cache")
+        a = make_httpd(extra=conf, dbname=db)
+        b = make_httpd(extra=conf, dbname=db, keyfile=a.keyfile)
+        body, data = upload_with(a, {})
+        assert fetch(b, body["hash"]).content == data
+        assert counters(b)["CacheHits"] == 1 and counters(b)["CacheMisses"] == 0
+        r = requests.delete(a.url("/image/" + body["hash"]), timeout=30,
+                            headers={"X-Delete-Token": body["delete_token"]})
+        assert r.status_code == 204
+        assert fetch(b, body["hash"]).status_code == 404
+        # Larger than the provider takes (1 MB): served from the database, not cached.
+        big, big_data = upload_with(a, {}, size=1_200_000)
+        assert fetch(b, big["hash"]).content == big_data
+        assert counters(b)["CacheMisses"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
