@@ -7,6 +7,7 @@
 
 #include <http_core.h>
 #include <http_main.h>
+#include <ap_mpm.h>
 #include <mpm_common.h>
 
 #include <malloc.h>
@@ -48,20 +49,45 @@ static int imgstore_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t 
     return OK;
 }
 
+/*
+ * `httpd -t` (apache2ctl configtest) stops after check_config: load every
+ * server's keys there too, with the messages of a start, so a key problem in
+ * any virtual host fails the test instead of the next reload. A start loads
+ * them in post_config (as root, in the parent), where the error log is open.
+ */
+static int imgstore_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                 server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST &&
+        !imgstore_conf_post_config(ptemp, s)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_status_t rv;
 #ifdef M_MMAP_THRESHOLD
+    int threaded = 0;
+
     /*
      * Images pass through buffers up to ImgStoreMaxSize (the upload, libpq's
      * result). glibc raises its mmap threshold after each large free, after
      * which such buffers stay in per-thread arenas: with 25 threads a child
      * kept hundreds of MB. A fixed threshold hands them back to the kernel
-     * on free, so a child's memory follows the requests in flight.
+     * on free, so a child's memory follows the requests in flight. Only under
+     * a threaded MPM: a prefork child (where mod_php lives) has one arena and
+     * keeps glibc's defaults, so co-hosted modules there see no change (see
+     * README, "Hosting many sites").
      */
-    mallopt(M_MMAP_THRESHOLD, IMGSTORE_MMAP_THRESHOLD);
+    if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) == APR_SUCCESS &&
+        threaded != AP_MPMQ_NOT_SUPPORTED) {
+        mallopt(M_MMAP_THRESHOLD, IMGSTORE_MMAP_THRESHOLD);
+    }
 #endif
-    apr_status_t rv;
-
     imgstore_expiry_child_init(pchild, s);
     rv = imgstore_db_child_init(pchild, s);
 
@@ -78,6 +104,7 @@ static void imgstore_register_hooks(apr_pool_t *p)
     static const char *const after_dbd[] = {"mod_dbd.c", NULL};
     static const char *const before_watchdog[] = {"mod_watchdog.c", NULL};
 
+    ap_hook_check_config(imgstore_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     /* The timer is registered before mod_watchdog sets up its instances. */
     ap_hook_post_config(imgstore_post_config, after_dbd, before_watchdog, APR_HOOK_MIDDLE);
     /*

@@ -34,11 +34,12 @@
 #define WATCHDOG_NAME "_imgstore_cleanup_"
 /* GET /cleanup may take a while: it is asked for. */
 #define HANDLER_BUDGET_MS 5000
+/* GET /cleanup forces a pass at most this often per database, for the whole host. */
+#define FORCED_MIN_MS 2000
 
-/* This child's cleanup progress, under the mutex. */
+/* This child's cleanup progress, under the mutex (when a pass is due: per database, in db.c). */
 static struct {
     apr_thread_mutex_t *mutex;
-    apr_time_t next_request_cleanup;
     int running;
     apr_thread_cond_t *cond; /* signalled when a pass ends */
     int stopping;            /* set once pchild starts going away: no pass may start */
@@ -68,13 +69,19 @@ static imgstore_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton, const
 static imgstore_status_e run_pass(server_rec *s, apr_pool_t *p, int force, apr_int64_t budget_ms,
                                   apr_int64_t *deleted, const char **err)
 {
-    const imgstore_settings_t *set = imgstore_conf_settings();
+    const imgstore_settings_t *set = imgstore_conf_settings(s);
     pass_baton_t b;
     imgstore_status_e st;
 
     memset(&b, 0, sizeof(b));
+    *deleted = 0;
+    if (set->db == NULL) {
+        *err = "no DBDriver configured for this server";
+        return IMGSTORE_CONN;
+    }
     b.sweep.now = imgstore_now();
-    b.sweep.interval = set->cleanup_interval;
+    /* Servers sharing a database share its claim: the shortest interval among them. */
+    b.sweep.interval = imgstore_db_min_interval(set->db);
     b.sweep.force = force;
     b.sweep.batch = BATCH_ROWS;
     b.sweep.budget_ms = budget_ms;
@@ -85,8 +92,9 @@ static imgstore_status_e run_pass(server_rec *s, apr_pool_t *p, int force, apr_i
     *deleted = b.res.deleted;
     if (b.res.deleted > 0) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                     IMGLOGNO(00050) "cleanup deleted %" APR_INT64_T_FMT " expired images",
-                     b.res.deleted);
+                     IMGLOGNO(00050) "cleanup deleted %" APR_INT64_T_FMT " expired images "
+                                     "(database of %s)",
+                     b.res.deleted, s->server_hostname ? s->server_hostname : "the main server");
     }
     if (st == IMGSTORE_NOTFOUND) {
         st = IMGSTORE_OK; /* another host or child had this interval's pass */
@@ -127,7 +135,7 @@ static void pass_end(void)
 
 void imgstore_cleanup_after_request(request_rec *r)
 {
-    apr_time_t now = apr_time_now();
+    imgstore_db_t *d = imgstore_db_of(r->server);
     apr_int64_t deleted;
     const char *err = NULL;
     int due, mpm_state = AP_MPMQ_RUNNING;
@@ -139,15 +147,12 @@ void imgstore_cleanup_after_request(request_rec *r)
         return;
     }
 
-    apr_thread_mutex_lock(cl.mutex);
-    due = now >= cl.next_request_cleanup && !cl.running && !imgstore_db_is_down() && !cl.stopping;
-    if (due) {
-        cl.next_request_cleanup =
-            now + apr_time_from_sec(imgstore_conf_settings()->cleanup_interval);
-        cl.running = 1;
+    if (d == NULL || imgstore_db_is_down(d) || !pass_begin()) {
+        return;
     }
-    apr_thread_mutex_unlock(cl.mutex);
+    due = imgstore_db_due(d, 0, imgstore_conf_settings(r->server)->cleanup_interval);
     if (!due) {
+        pass_end();
         return;
     }
     st = run_pass(r->server, r->pool, 0, REQUEST_BUDGET_MS, &deleted, &err);
@@ -192,7 +197,6 @@ apr_status_t imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
-    cl.next_request_cleanup = 0;
     cl.running = 0;
     rv = apr_thread_mutex_create(&cl.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv != APR_SUCCESS) {
@@ -211,16 +215,17 @@ apr_status_t imgstore_cleanup_child_init(apr_pool_t *pchild, server_rec *s)
     return APR_SUCCESS;
 }
 
-static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
+/* The timer's passes over one database. */
+static void tick_database(imgstore_db_t *d, apr_pool_t *pool)
 {
-    server_rec *s = data;
+    server_rec *s = imgstore_db_server(d);
     apr_int64_t deleted;
     const char *err = NULL;
     imgstore_status_e st = IMGSTORE_OK;
     int pass;
 
-    if (state != AP_WATCHDOG_STATE_RUNNING || !pass_begin()) {
-        return APR_SUCCESS;
+    if (!imgstore_db_due(d, 1, imgstore_db_min_interval(d))) {
+        return;
     }
     /*
      * A pass that used its whole budget on full batches left a backlog:
@@ -235,11 +240,31 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
             break;
         }
     }
-    pass_end();
     if (st != IMGSTORE_OK && st != IMGSTORE_CONN && st != IMGSTORE_SCHEMA) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, IMGLOGNO(00052) "cleanup pass failed: %s",
                      err ? err : "unknown");
     }
+}
+
+/* The host's one timer serves every database in use, each on its own interval. */
+static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *pool)
+{
+    int i;
+
+    (void)data;
+    if (state != AP_WATCHDOG_STATE_RUNNING || !pass_begin()) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < imgstore_db_count() && !__atomic_load_n(&cl.stopping, __ATOMIC_ACQUIRE); i++) {
+        apr_pool_t *sub;
+
+        if (apr_pool_create(&sub, pool) != APR_SUCCESS) {
+            break;
+        }
+        tick_database(imgstore_db_at(i), sub);
+        apr_pool_destroy(sub);
+    }
+    pass_end();
     return APR_SUCCESS;
 }
 
@@ -248,8 +273,18 @@ void imgstore_cleanup_post_config(apr_pool_t *pconf, server_rec *s)
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * get_instance;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * register_callback;
     ap_watchdog_t *wd = NULL;
+    apr_int64_t interval = 0;
     apr_status_t rv;
+    int i;
 
+    /* A tick at the shortest interval of any database; none without a database. */
+    for (i = 0; i < imgstore_db_count(); i++) {
+        apr_int64_t v = imgstore_db_min_interval(imgstore_db_at(i));
+        interval = interval == 0 || v < interval ? v : interval;
+    }
+    if (interval == 0) {
+        return;
+    }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (get_instance == NULL || register_callback == NULL) {
@@ -261,8 +296,7 @@ void imgstore_cleanup_post_config(apr_pool_t *pconf, server_rec *s)
     /* A child singleton: one timer per host, in whichever child holds the watchdog mutex. */
     rv = get_instance(&wd, WATCHDOG_NAME, 0, 1, pconf);
     if (rv == APR_SUCCESS) {
-        rv = register_callback(wd, apr_time_from_sec(imgstore_conf_settings()->cleanup_interval), s,
-                               watchdog_tick);
+        rv = register_callback(wd, apr_time_from_sec(interval), s, watchdog_tick);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
@@ -270,19 +304,52 @@ void imgstore_cleanup_post_config(apr_pool_t *pconf, server_rec *s)
     }
 }
 
+/*
+ * GET /cleanup: a forced pass at most once per FORCED_MIN_MS per database for
+ * the whole host; a call within that answers from shared memory, without the
+ * database: {"deleted": 0, "forced": false, "last_forced_deleted": n}.
+ */
 int imgstore_cleanup_handle(request_rec *r)
 {
+    imgstore_db_t *d = imgstore_db_of(r->server);
+    imgstore_db_shared_t *sh = d ? imgstore_db_shared(d) : NULL;
     imgstore_json_t *j;
     apr_int64_t deleted = 0;
+    apr_time_t now = apr_time_now(), last;
     const char *err = NULL, *body;
     apr_size_t len;
-    imgstore_status_e st = run_pass(r->server, r->pool, 1, HANDLER_BUDGET_MS, &deleted, &err);
+    imgstore_status_e st;
+    int forced = 0;
 
+    if (sh != NULL && !imgstore_db_is_down(d)) {
+        last = __atomic_load_n(&sh->last_forced, __ATOMIC_ACQUIRE);
+        forced = (last == 0 || now - last >= apr_time_from_msec(FORCED_MIN_MS) || now < last) &&
+                 __atomic_compare_exchange_n(&sh->last_forced, &last, now, 0, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE);
+    }
+    if (!forced && sh != NULL && !imgstore_db_is_down(d)) {
+        j = imgstore_json_object(r->pool);
+        imgstore_json_add_int(j, "deleted", 0);
+        imgstore_json_add_bool(j, "forced", 0);
+        imgstore_json_add_int(j, "last_forced_deleted",
+                              __atomic_load_n(&sh->last_deleted, __ATOMIC_ACQUIRE));
+        body = imgstore_json_finish(j, &len);
+        return imgstore_response_json(r, HTTP_OK, body, len);
+    }
+    st = run_pass(r->server, r->pool, 1, HANDLER_BUDGET_MS, &deleted, &err);
     if (st != IMGSTORE_OK) {
+        if (forced) {
+            /* Failed: the next call may force again at once. */
+            __atomic_store_n(&sh->last_forced, 0, __ATOMIC_RELEASE);
+        }
         return imgstore_response_fail(r, st, NULL, err);
+    }
+    if (forced) {
+        __atomic_store_n(&sh->last_deleted, deleted, __ATOMIC_RELEASE);
     }
     j = imgstore_json_object(r->pool);
     imgstore_json_add_int(j, "deleted", deleted);
+    imgstore_json_add_bool(j, "forced", 1);
     body = imgstore_json_finish(j, &len);
     return imgstore_response_json(r, HTTP_OK, body, len);
 }

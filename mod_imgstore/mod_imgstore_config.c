@@ -20,7 +20,6 @@
 #define MAX_SIZE_MAX ((apr_int64_t)1 << 30)
 #define CLEANUP_INTERVAL_MAX (24 * 3600)
 
-static imgstore_settings_t settings;
 /* The longest ImgStoreTTL read: reset when the main server's config is created (each read). */
 static apr_int64_t longest_ttl;
 
@@ -43,7 +42,8 @@ void *imgstore_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
 {
     imgstore_srv_conf_t *base = basev, *add = addv, *sc = apr_pcalloc(p, sizeof(*sc));
 
-    sc->key_files = apr_array_append(p, base->key_files, add->key_files);
+    /* A virtual host with key files of its own uses only those: its tenant's keys. */
+    sc->key_files = add->key_files->nelts ? add->key_files : base->key_files;
     sc->active_key = add->active_key != IMGSTORE_UNSET ? add->active_key : base->active_key;
     sc->cleanup_interval =
         add->cleanup_interval != IMGSTORE_UNSET ? add->cleanup_interval : base->cleanup_interval;
@@ -51,6 +51,7 @@ void *imgstore_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     sc->expiry_key_file = add->expiry_key_file ? add->expiry_key_file : base->expiry_key_file;
     sc->expiry_key_period =
         add->expiry_key_period != IMGSTORE_UNSET ? add->expiry_key_period : base->expiry_key_period;
+    sc->settings = NULL; /* settled for each server in post_config */
     return sc;
 }
 
@@ -170,7 +171,7 @@ static const char *parse_key_id(cmd_parms *cmd, const char *arg, int *key_id)
 static const char *set_key_file(cmd_parms *cmd, void *dummy, const char *path, const char *id)
 {
     imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
     imgstore_key_file_t *kf;
 
     if (err != NULL) {
@@ -200,7 +201,7 @@ static const char *set_expiry_key_file(cmd_parms *cmd, void *dummy, const char *
 static const char *set_active_key(cmd_parms *cmd, void *dummy, const char *arg)
 {
     imgstore_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config, &imgstore_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
 
     return err ? err : parse_key_id(cmd, arg, &sc->active_key);
 }
@@ -262,13 +263,13 @@ static const char *set_number(cmd_parms *cmd, void *dcv, const char *arg)
 }
 
 static const num_slot_t slot_cleanup_interval = {
-    .server = 1,
+    .server = 2,
     .offset = APR_OFFSETOF(imgstore_srv_conf_t, cleanup_interval),
     .kind = NUM_DURATION,
     .min = 1,
     .max = CLEANUP_INTERVAL_MAX,
     .range = "must be from 1s to 24h"};
-static const num_slot_t slot_max_total = {.server = 1,
+static const num_slot_t slot_max_total = {.server = 2,
                                           .offset = APR_OFFSETOF(imgstore_srv_conf_t, max_total),
                                           .kind = NUM_SIZE,
                                           .off_is_zero = 1,
@@ -431,14 +432,15 @@ const command_rec imgstore_cmds[] = {
                   "(default: no cache)"),
     {NULL}};
 
-static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc)
+static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc,
+                     imgstore_settings_t *settings)
 {
     uid_t server_uid = ap_unixd_config.user_id;
     int i;
 
-    settings.keyring = imgstore_keyring_create(pconf);
-    settings.expkeys = imgstore_expkey_keys_create(pconf);
-    if (settings.keyring == NULL || settings.expkeys == NULL) {
+    settings->keyring = imgstore_keyring_create(pconf);
+    settings->expkeys = imgstore_expkey_keys_create(pconf);
+    if (settings->keyring == NULL || settings->expkeys == NULL) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      IMGLOGNO(00001) "OpenSSL lacks HKDF or AES-256-GCM; cannot start");
         return 0;
@@ -450,10 +452,10 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
         const char *err = imgstore_keyfile_load(pconf, kf->path, server_uid, master);
 
         if (err == NULL) {
-            err = imgstore_keyring_add(settings.keyring, key_id, master);
+            err = imgstore_keyring_add(settings->keyring, key_id, master);
         }
         if (err == NULL) {
-            err = imgstore_expkey_keys_add(settings.expkeys, key_id, master);
+            err = imgstore_expkey_keys_add(settings->expkeys, key_id, master);
         }
         OPENSSL_cleanse(master, sizeof(master));
         if (err != NULL) {
@@ -467,42 +469,40 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
     return 1;
 }
 
-int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
+/* The keyring and active key of one set of key files (a server's own or inherited). */
+static int settle_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc,
+                       imgstore_settings_t *settings, int any_keys)
 {
-    const imgstore_srv_conf_t *sc = ap_get_module_config(s->module_config, &imgstore_module);
-
-    memset(&settings, 0, sizeof(settings));
-    if (!load_keys(pconf, s, sc)) {
+    if (!load_keys(pconf, s, sc, settings)) {
         return 0;
     }
-    settings.cleanup_interval = sc->cleanup_interval != IMGSTORE_UNSET
-                                    ? sc->cleanup_interval
-                                    : IMGSTORE_DEFAULT_CLEANUP_INTERVAL;
-    settings.max_total = sc->max_total != IMGSTORE_UNSET ? sc->max_total : 0;
-    settings.active_key = sc->active_key;
+    settings->active_key = sc->active_key;
     if (sc->key_files->nelts == 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     IMGLOGNO(00004) "no ImgStoreKeyFile configured: the imgstore handler will "
-                                     "answer 500 until one is");
-        settings.active_key = 0;
+        /* Only worth a warning when no site has a key: else it is a site without the store. */
+        ap_log_error(APLOG_MARK, any_keys ? APLOG_INFO : APLOG_WARNING, 0, s,
+                     IMGLOGNO(00004) "no ImgStoreKeyFile configured%s%s: the imgstore handler "
+                                     "will answer 500 there until one is",
+                     s->is_virtual ? " for virtual host " : "",
+                     s->is_virtual && s->server_hostname ? s->server_hostname : "");
+        settings->active_key = 0;
         return 1;
     }
-    if (settings.active_key == IMGSTORE_UNSET) {
+    if (settings->active_key == IMGSTORE_UNSET) {
         if (sc->key_files->nelts > 1) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                          IMGLOGNO(00005) "several ImgStoreKeyFile keys: say which one encrypts "
                                          "new images with ImgStoreActiveKey");
             return 0;
         }
-        settings.active_key = APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
-                                  ? APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
-                                  : 1;
+        settings->active_key = APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
+                                   ? APR_ARRAY_IDX(sc->key_files, 0, imgstore_key_file_t).key_id
+                                   : 1;
     }
-    if (!imgstore_keyring_has(settings.keyring, settings.active_key)) {
+    if (!imgstore_keyring_has(settings->keyring, settings->active_key)) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                      IMGLOGNO(00006) "ImgStoreActiveKey %d names no key loaded by "
                                      "ImgStoreKeyFile",
-                     settings.active_key);
+                     settings->active_key);
         return 0;
     }
     return 1;
@@ -514,7 +514,49 @@ apr_int64_t imgstore_conf_longest_ttl(void)
     return longest_ttl > IMGSTORE_DEFAULT_MAX_TTL ? longest_ttl : IMGSTORE_DEFAULT_MAX_TTL;
 }
 
-const imgstore_settings_t *imgstore_conf_settings(void)
+int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    return &settings;
+    server_rec *v, *w;
+    int any_keys = 0;
+
+    for (v = s; v != NULL; v = v->next) {
+        const imgstore_srv_conf_t *sc = ap_get_module_config(v->module_config, &imgstore_module);
+        any_keys |= sc->key_files->nelts > 0;
+    }
+
+    /*
+     * Each virtual host's settings: a host that inherits the key files and
+     * active key of one already settled shares its keyring (loaded once).
+     */
+    for (v = s; v != NULL; v = v->next) {
+        imgstore_srv_conf_t *sc = ap_get_module_config(v->module_config, &imgstore_module);
+        imgstore_settings_t *set = apr_pcalloc(pconf, sizeof(*set));
+
+        for (w = s; w != v; w = w->next) {
+            const imgstore_srv_conf_t *wc =
+                ap_get_module_config(w->module_config, &imgstore_module);
+            if (wc->key_files == sc->key_files && wc->active_key == sc->active_key) {
+                set->keyring = wc->settings->keyring;
+                set->expkeys = wc->settings->expkeys;
+                set->active_key = wc->settings->active_key;
+                break;
+            }
+        }
+        if (w == v && !settle_keys(pconf, v, sc, set, any_keys)) {
+            return 0;
+        }
+        set->cleanup_interval = sc->cleanup_interval != IMGSTORE_UNSET
+                                    ? sc->cleanup_interval
+                                    : IMGSTORE_DEFAULT_CLEANUP_INTERVAL;
+        set->max_total = sc->max_total != IMGSTORE_UNSET ? sc->max_total : 0;
+        sc->settings = set;
+    }
+    return 1;
+}
+
+const imgstore_settings_t *imgstore_conf_settings(const server_rec *s)
+{
+    const imgstore_srv_conf_t *sc = ap_get_module_config(s->module_config, &imgstore_module);
+
+    return sc->settings;
 }

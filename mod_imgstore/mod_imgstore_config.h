@@ -30,7 +30,9 @@ typedef struct {
     int key_id;
 } imgstore_key_file_t;
 
-/* Server-wide directives: only the main server's values are used (GLOBAL_ONLY directives). */
+typedef struct imgstore_settings_t imgstore_settings_t;
+
+/* Per server: a <VirtualHost> without its own value inherits the main server's. */
 typedef struct {
     apr_array_header_t *key_files; /* imgstore_key_file_t */
     int active_key;                /* key id, IMGSTORE_UNSET */
@@ -39,6 +41,7 @@ typedef struct {
     /* Expiry keys (mod_imgstore_expiry.c): per server (virtual host), merged. */
     const char *expiry_key_file;   /* NULL: the default path */
     apr_int64_t expiry_key_period; /* seconds, IMGSTORE_UNSET */
+    imgstore_settings_t *settings; /* set in post_config (check_config under -t) */
 } imgstore_srv_conf_t;
 
 /* Per mount (<Location>), defaulted from the server level. */
@@ -56,14 +59,18 @@ typedef struct {
     int upload_page;        /* ImgStoreUploadPage: serve the page at the mount, IMGSTORE_UNSET */
 } imgstore_dir_conf_t;
 
-/* The server-wide settings with defaults applied: written in post_config, read-only after. */
-typedef struct {
+/*
+ * One server's settings with defaults applied: written in post_config, read-only
+ * after. Servers with the same key files share one keyring.
+ */
+struct imgstore_settings_t {
     imgstore_keyring_t *keyring;     /* NULL until post_config */
     imgstore_expkey_keys_t *expkeys; /* the same master keys for format v2 */
     int active_key;                  /* 0: no key file configured */
     apr_int64_t cleanup_interval;
-    apr_int64_t max_total; /* 0 = off */
-} imgstore_settings_t;
+    apr_int64_t max_total;    /* 0 = off */
+    struct imgstore_db_t *db; /* the database it uses (mod_imgstore_db.h); NULL: no DBDriver */
+};
 
 extern const command_rec imgstore_cmds[];
 void *imgstore_conf_create_srv(apr_pool_t *p, server_rec *s);
@@ -84,8 +91,13 @@ int imgstore_conf_upload_page(const imgstore_dir_conf_t *dc);
  * expiry keys' horizon, since an upload's ttl field may ask for up to ImgStoreMaxTTL. */
 apr_int64_t imgstore_conf_longest_ttl(void);
 
-/* Load the key files and settle the settings; 0 after logging why startup must fail. */
+/*
+ * Load the key files of every server (main and virtual hosts) and settle their
+ * settings; 0 after logging why startup must fail. Also run by check_config
+ * under `httpd -t`, so configtest fails with the same message as a start.
+ */
 int imgstore_conf_post_config(apr_pool_t *pconf, server_rec *s);
-const imgstore_settings_t *imgstore_conf_settings(void);
+/* The settings of server s (a virtual host or the main server). */
+const imgstore_settings_t *imgstore_conf_settings(const server_rec *s);
 
 #endif

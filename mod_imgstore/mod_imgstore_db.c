@@ -11,63 +11,162 @@
 #include <apr_thread_mutex.h>
 #include <mod_dbd.h>
 
+#include <errno.h>
+#include <sys/mman.h>
+
 #include "imgstore_json.h"
 #include "imgstore_store.h"
+#include "mod_imgstore_config.h"
 #include "mod_imgstore_response.h"
 #include "mod_imgstore_status.h"
 
 /*
- * What this child knows of the database. The conninfo is settled in
- * post_config; the rest is per child, under the mutex.
+ * What this child knows of each database in use. Databases are told apart as
+ * mod_dbd tells its connection pools apart: by DBDriver and DBDParams, a
+ * virtual host without its own inheriting the main server's. The list is
+ * settled in post_config; the state is per child, under the one mutex.
  */
-static struct {
-    const char *probe_conninfo; /* DBDParams, for PQping while the database is down */
-    apr_thread_mutex_t *mutex;
-    int down;            /* the last attempt found the database unreachable */
-    apr_time_t retry_at; /* when a thread may probe it again */
-    int schema_ok;       /* 1 once the schema version matched */
+struct imgstore_db_t {
+    const char *driver;
+    const char *conninfo; /* DBDParams, for PQping while the database is down */
+    server_rec *s;        /* the first server using it: passes of the timer borrow from its pool */
+    apr_int64_t min_interval; /* the shortest ImgStoreCleanupInterval among its servers */
+    int down;                 /* the last attempt found the database unreachable */
+    apr_time_t retry_at;      /* when a thread may probe it again */
+    int schema_ok;            /* 1 once the schema version matched */
     apr_time_t schema_retry_at;
+    apr_time_t next_request_cleanup; /* see mod_imgstore_cleanup.c */
+    apr_time_t next_timer_cleanup;
+    imgstore_db_shared_t *shared; /* one block for the whole host (every child) */
+};
+
+static struct {
+    apr_thread_mutex_t *mutex;
+    apr_array_header_t *all; /* imgstore_db_t *, one per database in use */
 } db;
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * dbd_open;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * dbd_close;
 
-/* The first DBDParams of the configuration: the top level's, else a virtual host's. */
-static const char *find_dbd_params(apr_pool_t *p, const ap_directive_t *d, int depth)
+/* The last DBDriver / DBDParams given in a section, outside nested <VirtualHost>s. */
+static void find_dbd(apr_pool_t *p, const ap_directive_t *d, const char **driver,
+                     const char **params)
 {
-    const char *found = NULL;
+    for (; d != NULL; d = d->next) {
+        const char *args = d->args;
 
-    for (; d != NULL && found == NULL; d = d->next) {
-        if (!strcasecmp(d->directive, "DBDParams") && d->args != NULL) {
-            const char *args = d->args;
-            found = ap_getword_conf(p, &args);
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (!strcasecmp(d->directive, "DBDParams") && args != NULL) {
+            *params = ap_getword_conf(p, &args);
+        } else if (!strcasecmp(d->directive, "DBDriver") && args != NULL) {
+            *driver = ap_getword_conf(p, &args);
+        } else if (d->first_child != NULL) {
+            find_dbd(p, d->first_child, driver, params);
         }
     }
-    (void)depth;
+}
+
+/* The <VirtualHost> section that defined virtual host v, found where v says it began. */
+static const ap_directive_t *vhost_section(const ap_directive_t *d, const server_rec *v)
+{
+    const ap_directive_t *found = NULL;
+
+    for (; d != NULL && found == NULL; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost") && d->line_num == (int)v->defn_line_number &&
+            d->filename != NULL && v->defn_name != NULL && !strcmp(d->filename, v->defn_name)) {
+            return d;
+        }
+        if (d->first_child != NULL && strcasecmp(d->directive, "<VirtualHost")) {
+            found = vhost_section(d->first_child, v);
+        }
+    }
     return found;
 }
 
-static const char *dbd_params_anywhere(apr_pool_t *p)
+static apr_status_t unmap_shared(void *data)
 {
-    const ap_directive_t *d;
-    const char *found = find_dbd_params(p, ap_conftree, 0);
+    apr_array_header_t *all = data;
 
-    for (d = ap_conftree; d != NULL && found == NULL; d = d->next) {
-        if (d->first_child != NULL) {
-            found = find_dbd_params(p, d->first_child, 1);
+    munmap(APR_ARRAY_IDX(all, 0, imgstore_db_t *)->shared,
+           sizeof(imgstore_db_shared_t) * (apr_size_t)all->nelts);
+    return APR_SUCCESS;
+}
+
+/* Settle which database each server uses; 0 after logging why startup must fail. */
+static int map_databases(apr_pool_t *pconf, server_rec *s)
+{
+    const char *main_driver = NULL, *main_params = "";
+    server_rec *v;
+    imgstore_db_shared_t *shared;
+    int i;
+
+    db.all = apr_array_make(pconf, 2, sizeof(imgstore_db_t *));
+    find_dbd(pconf, ap_conftree, &main_driver, &main_params);
+    for (v = s; v != NULL; v = v->next) {
+        const char *driver = main_driver, *params = main_params;
+        imgstore_settings_t *set = (imgstore_settings_t *)imgstore_conf_settings(v);
+        imgstore_db_t *d = NULL;
+
+        if (v != s) {
+            const ap_directive_t *sec = vhost_section(ap_conftree, v);
+            const char *own_driver = NULL, *own_params = NULL;
+
+            if (sec != NULL) {
+                find_dbd(pconf, sec->first_child, &own_driver, &own_params);
+            }
+            driver = own_driver ? own_driver : driver;
+            params = own_params ? own_params : params;
         }
+        if (driver == NULL) {
+            continue; /* no DBDriver: a mount here answers 503, and no timer pass runs for it */
+        }
+        for (i = 0; i < db.all->nelts && d == NULL; i++) {
+            imgstore_db_t *e = APR_ARRAY_IDX(db.all, i, imgstore_db_t *);
+            if (!strcmp(e->driver, driver) && !strcmp(e->conninfo, params)) {
+                d = e;
+            }
+        }
+        if (d == NULL) {
+            d = apr_pcalloc(pconf, sizeof(*d));
+            d->driver = driver;
+            d->conninfo = params;
+            d->s = v;
+            d->min_interval = set->cleanup_interval;
+            APR_ARRAY_PUSH(db.all, imgstore_db_t *) = d;
+        }
+        if (set->cleanup_interval < d->min_interval) {
+            d->min_interval = set->cleanup_interval;
+        }
+        set->db = d;
     }
-    return found;
+    if (db.all->nelts == 0) {
+        return 1;
+    }
+    /* What GET /cleanup remembers of the last forced pass, shared by every child. */
+    shared = mmap(NULL, sizeof(*shared) * (apr_size_t)db.all->nelts, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
+                     IMGLOGNO(00200) "cannot map shared memory for the databases' state");
+        return 0;
+    }
+    memset(shared, 0, sizeof(*shared) * (apr_size_t)db.all->nelts);
+    for (i = 0; i < db.all->nelts; i++) {
+        APR_ARRAY_IDX(db.all, i, imgstore_db_t *)->shared = &shared[i];
+    }
+    apr_pool_cleanup_register(pconf, db.all, unmap_shared, apr_pool_cleanup_null);
+    return 1;
 }
 
 int imgstore_db_post_config(apr_pool_t *pconf, server_rec *s)
 {
     /*
-     * While the database is down, a child probes it with PQping (no login,
+     * While a database is down, a child probes it with PQping (no login,
      * nothing logged) and only then asks mod_dbd again, which logs two lines
      * per failed attempt: an outage costs one line per child, not a stream.
      */
-    db.probe_conninfo = dbd_params_anywhere(pconf);
     dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     if (dbd_open == NULL || dbd_close == NULL) {
@@ -76,24 +175,76 @@ int imgstore_db_post_config(apr_pool_t *pconf, server_rec *s)
                                      "DBDriver pgsql / DBDParams");
         return 0;
     }
-    return 1;
+    return map_databases(pconf, s);
 }
 
 apr_status_t imgstore_db_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    db.down = 0;
-    db.retry_at = 0;
-    db.schema_ok = 0;
-    db.schema_retry_at = 0;
+    int i;
+
+    for (i = 0; db.all != NULL && i < db.all->nelts; i++) {
+        imgstore_db_t *d = APR_ARRAY_IDX(db.all, i, imgstore_db_t *);
+        d->down = 0;
+        d->retry_at = 0;
+        d->schema_ok = 0;
+        d->schema_retry_at = 0;
+        d->next_request_cleanup = 0;
+        d->next_timer_cleanup = 0;
+    }
     return apr_thread_mutex_create(&db.mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
 }
 
-int imgstore_db_is_down(void)
+imgstore_db_t *imgstore_db_of(const server_rec *s)
+{
+    return imgstore_conf_settings(s)->db;
+}
+
+int imgstore_db_count(void)
+{
+    return db.all ? db.all->nelts : 0;
+}
+
+imgstore_db_t *imgstore_db_at(int i)
+{
+    return APR_ARRAY_IDX(db.all, i, imgstore_db_t *);
+}
+
+server_rec *imgstore_db_server(const imgstore_db_t *d)
+{
+    return d->s;
+}
+
+apr_int64_t imgstore_db_min_interval(const imgstore_db_t *d)
+{
+    return d->min_interval;
+}
+
+imgstore_db_shared_t *imgstore_db_shared(imgstore_db_t *d)
+{
+    return d->shared;
+}
+
+int imgstore_db_due(imgstore_db_t *d, int timer, apr_int64_t interval)
+{
+    apr_time_t now = apr_time_now(), *next;
+    int due;
+
+    apr_thread_mutex_lock(db.mutex);
+    next = timer ? &d->next_timer_cleanup : &d->next_request_cleanup;
+    due = now >= *next && !d->down;
+    if (due) {
+        *next = now + apr_time_from_sec(interval);
+    }
+    apr_thread_mutex_unlock(db.mutex);
+    return due;
+}
+
+int imgstore_db_is_down(const imgstore_db_t *d)
 {
     int down;
 
     apr_thread_mutex_lock(db.mutex);
-    down = db.down;
+    down = d->down;
     apr_thread_mutex_unlock(db.mutex);
     return down;
 }
@@ -103,19 +254,17 @@ int imgstore_db_is_down(void)
  * thread per child probes it every IMGSTORE_DB_RETRY_SECONDS; everyone else
  * answers 503 at once.
  */
-static int db_may_try(void)
+static int db_may_try(imgstore_db_t *d)
 {
     apr_time_t now = apr_time_now();
-    const char *conninfo;
     int down, probe;
 
     apr_thread_mutex_lock(db.mutex);
-    down = db.down;
-    probe = down && now >= db.retry_at;
+    down = d->down;
+    probe = down && now >= d->retry_at;
     if (probe) {
-        db.retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        d->retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
     }
-    conninfo = db.probe_conninfo;
     apr_thread_mutex_unlock(db.mutex);
     if (!down) {
         return 1;
@@ -123,19 +272,19 @@ static int db_may_try(void)
     if (!probe) {
         return 0;
     }
-    return conninfo == NULL || PQping(conninfo) == PQPING_OK;
+    return *d->conninfo == '\0' || PQping(d->conninfo) == PQPING_OK;
 }
 
 /* Log the transition to "down" once; later failed attempts stay quiet. */
-static void db_mark_down(server_rec *s, const char *why)
+static void db_mark_down(imgstore_db_t *d, server_rec *s, const char *why)
 {
     apr_time_t now = apr_time_now();
     int was_down;
 
     apr_thread_mutex_lock(db.mutex);
-    was_down = db.down;
-    db.down = 1;
-    db.retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+    was_down = d->down;
+    d->down = 1;
+    d->retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
     apr_thread_mutex_unlock(db.mutex);
     if (!was_down) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
@@ -145,13 +294,13 @@ static void db_mark_down(server_rec *s, const char *why)
     }
 }
 
-static void db_mark_up(server_rec *s)
+static void db_mark_up(imgstore_db_t *d, server_rec *s)
 {
     int was_down;
 
     apr_thread_mutex_lock(db.mutex);
-    was_down = db.down;
-    db.down = 0;
+    was_down = d->down;
+    d->down = 0;
     apr_thread_mutex_unlock(db.mutex);
     if (was_down) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, IMGLOGNO(00015) "database reachable again");
@@ -159,15 +308,16 @@ static void db_mark_up(server_rec *s)
 }
 
 /* The schema check runs once per child when it succeeds, and at most every retry period if not. */
-static imgstore_status_e check_schema(server_rec *s, PGconn *conn, apr_pool_t *p, const char **err)
+static imgstore_status_e check_schema(imgstore_db_t *d, server_rec *s, PGconn *conn, apr_pool_t *p,
+                                      const char **err)
 {
     apr_time_t now = apr_time_now();
     imgstore_status_e st;
     int ok, version = 0, log = 0;
 
     apr_thread_mutex_lock(db.mutex);
-    ok = db.schema_ok;
-    if (!ok && now < db.schema_retry_at) {
+    ok = d->schema_ok;
+    if (!ok && now < d->schema_retry_at) {
         apr_thread_mutex_unlock(db.mutex);
         *err = "database schema is not up to date";
         return IMGSTORE_SCHEMA;
@@ -188,9 +338,9 @@ static imgstore_status_e check_schema(server_rec *s, PGconn *conn, apr_pool_t *p
     }
     apr_thread_mutex_lock(db.mutex);
     if (st == IMGSTORE_OK) {
-        db.schema_ok = 1;
-    } else if (now >= db.schema_retry_at) {
-        db.schema_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        d->schema_ok = 1;
+    } else if (now >= d->schema_retry_at) {
+        d->schema_retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
         log = 1;
     }
     apr_thread_mutex_unlock(db.mutex);
@@ -237,8 +387,14 @@ imgstore_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_f
     imgstore_status_e st = IMGSTORE_CONN;
     int attempt;
 
+    imgstore_db_t *d = imgstore_db_of(s);
+
     *err = "database unavailable";
-    if (!db_may_try()) {
+    if (d == NULL) {
+        *err = "no DBDriver configured for this server";
+        return IMGSTORE_CONN;
+    }
+    if (!db_may_try(d)) {
         return IMGSTORE_CONN;
     }
     for (attempt = 0; attempt < 2; attempt++) {
@@ -246,7 +402,7 @@ imgstore_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_f
         PGconn *conn;
 
         if (dbd == NULL) {
-            db_mark_down(s, "no connection from mod_dbd's pool; see its error above");
+            db_mark_down(d, s, "no connection from mod_dbd's pool; see its error above");
             *err = "database unavailable";
             return IMGSTORE_CONN;
         }
@@ -261,17 +417,17 @@ imgstore_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_f
                 imgstore_status_count(IMGSTORE_COUNTER_DB_ERRORS, 1);
                 return IMGSTORE_ERROR;
             }
-            db_mark_down(s, "cannot reconnect");
+            db_mark_down(d, s, "cannot reconnect");
             *err = "database unavailable";
             return IMGSTORE_CONN;
         }
-        st = check_schema(s, conn, p, err);
+        st = check_schema(d, s, conn, p, err);
         if (st == IMGSTORE_OK) {
             st = op(conn, p, baton, err);
         }
         dbd_close(s, dbd);
         if (st != IMGSTORE_CONN) {
-            db_mark_up(s);
+            db_mark_up(d, s);
             if (st == IMGSTORE_ERROR) {
                 imgstore_status_count(IMGSTORE_COUNTER_DB_ERRORS, 1);
             }
@@ -281,7 +437,7 @@ imgstore_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_f
                      IMGLOGNO(00014) "database connection broken (%s); %s", *err,
                      attempt == 0 ? "retrying on a fresh one" : "giving up");
     }
-    db_mark_down(s, *err);
+    db_mark_down(d, s, *err);
     return st;
 }
 

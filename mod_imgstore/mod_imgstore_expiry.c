@@ -35,10 +35,22 @@ typedef struct {
     imgstore_image_chain_t image; /* child: the master keys and this child's window */
     unsigned char lineage[IMGSTORE_EXPKEY_LINEAGE_BYTES]; /* one way: not a secret */
     volatile int lineage_ok; /* child: the database records this chain */
+    server_rec *server;      /* its first site: whose master keys it uses */
 } chain_t;
 
 static apr_array_header_t *chains; /* chain_t *, one per distinct file */
 static apr_hash_t *chain_of;       /* server_rec * -> chain_t * */
+
+/*
+ * Per site, in a child: its chain's window with the site's own master keys (sites
+ * sharing a file keep their tenants' keys apart), and whether the site's database
+ * records the chain (sites sharing a file may use different databases).
+ */
+typedef struct {
+    imgstore_image_chain_t image;
+    volatile int lineage_ok;
+} site_view_t;
+static apr_hash_t *view_of; /* server_rec * -> site_view_t *, built in child_init */
 static apr_int64_t grace, horizon;
 
 static const char *hex(apr_pool_t *p, const unsigned char *b, apr_size_t n)
@@ -135,7 +147,14 @@ int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *main_s)
     server_rec *s;
     int i;
 
-    grace = IMGSTORE_EXPIRY_SKEW_SECONDS + imgstore_conf_settings()->cleanup_interval;
+    /* The longest cleanup interval of any site: rows linger that long after expiry. */
+    grace = 0;
+    for (s = main_s; s != NULL; s = s->next) {
+        if (imgstore_conf_settings(s)->cleanup_interval > grace) {
+            grace = imgstore_conf_settings(s)->cleanup_interval;
+        }
+    }
+    grace += IMGSTORE_EXPIRY_SKEW_SECONDS;
     horizon = imgstore_conf_longest_ttl();
     chains = apr_array_make(pconf, 2, sizeof(chain_t *));
     chain_of = apr_hash_make(pconf);
@@ -168,6 +187,7 @@ int imgstore_expiry_post_config(apr_pool_t *pconf, server_rec *main_s)
                 return 0;
             }
             memcpy(c->lineage, c->st.lineage, sizeof(c->lineage));
+            c->server = s; /* whose master keys seal this chain (its first site's) */
             APR_ARRAY_PUSH(chains, chain_t *) = c;
         }
         *key = s;
@@ -264,12 +284,13 @@ void imgstore_expiry_timers(apr_pool_t *pconf, server_rec *s)
 
 void imgstore_expiry_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    server_rec *v;
     int i;
 
     for (i = 0; i < chains->nelts; i++) {
         chain_t *c = APR_ARRAY_IDX(chains, i, chain_t *);
 
-        c->image.keys = imgstore_conf_settings()->expkeys;
+        c->image.keys = imgstore_conf_settings(c->server)->expkeys;
         c->image.window = imgstore_expkey_window_create(pchild, &c->st, grace, horizon);
         /* The parent's copy is the parent's: this child keeps only its window. */
         imgstore_expkey_state_wipe(&c->st);
@@ -279,6 +300,22 @@ void imgstore_expiry_child_init(apr_pool_t *pchild, server_rec *s)
         } else {
             imgstore_expkey_window_advance(c->image.window, imgstore_now());
         }
+    }
+    view_of = apr_hash_make(pchild);
+    for (v = s; v != NULL; v = v->next) {
+        chain_t *c = apr_hash_get(chain_of, &v, sizeof(v));
+        site_view_t *sv;
+        server_rec **key;
+
+        if (c == NULL) {
+            continue;
+        }
+        sv = apr_pcalloc(pchild, sizeof(*sv));
+        key = apr_palloc(pchild, sizeof(*key));
+        *key = v;
+        sv->image.keys = imgstore_conf_settings(v)->expkeys;
+        sv->image.window = c->image.window;
+        apr_hash_set(view_of, key, sizeof(*key), sv);
     }
 }
 
@@ -297,16 +334,17 @@ static imgstore_status_e op_lineage(PGconn *conn, apr_pool_t *p, void *baton, co
 int imgstore_expiry_chain(request_rec *r, const imgstore_image_chain_t **chain)
 {
     chain_t *c = chain_of ? apr_hash_get(chain_of, &r->server, sizeof(r->server)) : NULL;
+    site_view_t *sv = view_of ? apr_hash_get(view_of, &r->server, sizeof(r->server)) : NULL;
     lineage_baton_t b;
     const char *err = NULL;
     imgstore_status_e st;
 
-    if (c == NULL || c->image.window == NULL) {
+    if (c == NULL || sv == NULL || c->image.window == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       IMGLOGNO(00257) "no expiry-key window for this host");
         return imgstore_response_fail(r, IMGSTORE_INTERNAL, NULL, NULL);
     }
-    if (!c->lineage_ok) {
+    if (!sv->lineage_ok) {
         b.lineage = c->lineage;
         st = imgstore_db_run(r->server, r->pool, op_lineage, &b, &err);
         if (st != IMGSTORE_OK) {
@@ -326,8 +364,8 @@ int imgstore_expiry_chain(request_rec *r, const imgstore_image_chain_t **chain)
                 "this host's expiry-key file belongs to another chain than its database "
                 "(see the error log)");
         }
-        c->lineage_ok = 1;
+        sv->lineage_ok = 1;
     }
-    *chain = &c->image;
+    *chain = &sv->image;
     return OK;
 }

@@ -140,7 +140,8 @@ static int imgstore_handler(request_rec *r)
         r->status = HTTP_NO_CONTENT;
         return OK;
     }
-    if (imgstore_conf_settings()->keyring == NULL || imgstore_conf_settings()->active_key == 0) {
+    if (imgstore_conf_settings(r->server)->keyring == NULL ||
+        imgstore_conf_settings(r->server)->active_key == 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       IMGLOGNO(00021) "no ImgStoreKeyFile is configured");
         return imgstore_response_error(r, HTTP_INTERNAL_SERVER_ERROR, "server not configured");

@@ -27,6 +27,7 @@ typedef struct {
     const imgstore_image_chain_t *chain;
     apr_int64_t now;
     apr_int64_t max_ciphertext;
+    const imgstore_keyring_t *keyring; /* the keys of the request's server */
     int spend;       /* a GET, not a HEAD: an image with a view limit spends one */
     int hit_limited; /* the cached row has a view limit */
     /* out */
@@ -112,8 +113,8 @@ static void open_row(fetch_baton_t *b, apr_pool_t *p, const imgstore_row_t *row)
     b->content_type = apr_pstrdup(p, row->content_type);
     /* The value's memory belongs to the fetch, which belongs to us now. */
     b->plain = (const char *)row->ciphertext;
-    b->opened = imgstore_image_open(imgstore_conf_settings()->keyring, b->chain, b->token, b->id,
-                                    row, imgstore_now(), &b->plain_len);
+    b->opened = imgstore_image_open(b->keyring, b->chain, b->token, b->id, row, imgstore_now(),
+                                    &b->plain_len);
 }
 
 /*
@@ -234,6 +235,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     b.token = token;
     b.id = id;
     b.s = r->server;
+    b.keyring = imgstore_conf_settings(r->server)->keyring;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
     b.spend = !r->header_only;

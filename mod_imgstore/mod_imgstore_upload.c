@@ -455,7 +455,7 @@ static imgstore_status_e prepare_image(request_rec *r, const imgstore_dir_conf_t
 
 int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc)
 {
-    const imgstore_settings_t *set = imgstore_conf_settings();
+    const imgstore_settings_t *set = imgstore_conf_settings(r->server);
     apr_int64_t max_size = imgstore_conf_max_size(dc);
     apr_off_t max_body = (apr_off_t)max_size + IMGSTORE_BODY_OVERHEAD, clen;
     const char *boundary = NULL, *why = NULL, *err = NULL;

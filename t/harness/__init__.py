@@ -22,7 +22,7 @@ from .http import (CRLF, Answer, assert_json_error, chunked, connect, head_bytes
 from .ids import HASH_RE, row_id, sql_id, token_of  # noqa: F401
 from .images import bmp, image, png_chunk, png_of_size, read  # noqa: F401
 from .multipart import file_part, form, multipart, new_boundary, one_file, part  # noqa: F401
-from .paths import APACHE, ASAN, BUILD, CONF, DATA, MODULE, PGBIN, ROOT  # noqa: F401
+from .paths import APACHE, ASAN, BUILD, CONF, DATA, MODULE, MPM, PGBIN, ROOT  # noqa: F401
 from .pg import DB_PASSWORD, Postgres, as_postgres, query, rows  # noqa: F401
 from . import procs  # noqa: F401
 from .procs import (free_port, make_tmp, pid_alive, proc_status_kb, wait_gone,  # noqa: F401

@@ -11,7 +11,7 @@ import requests
 
 from . import logpolicy, procs
 from .images import image, read
-from .paths import APACHE, ASAN, CONF, MODULE
+from .paths import APACHE, ASAN, CONF, MODULE, MPM
 
 # How long a graceful stop may take: children finish what they serve and exit. Longer
 # than that is a hang, and fails the test that caused it.
@@ -33,7 +33,7 @@ def write_key(path, content=None, mode=0o400):
 
 class Httpd:
     def __init__(self, pg, extra="", defines=(), keyfile=None, args=(), module=MODULE,
-                 dbname=None, port=None, expiry_file=None):
+                 dbname=None, port=None, expiry_file=None, mpm=None):
         self.pg = pg
         self.dbname = dbname or "imgstore"
         self.dir = procs.make_tmp("imgstore-httpd-")
@@ -58,6 +58,9 @@ class Httpd:
         self.access_log = os.path.join(self.dir, "access.log")
         self.pidfile = os.path.join(self.dir, "httpd.pid")
         self.defines = list(defines)
+        self.mpm = mpm or MPM
+        if self.mpm == "prefork":
+            self.defines.append("IMGSTORE_PREFORK")
         self.args = list(args)
         self.module = module
         self.log = logpolicy.LogPolicy()

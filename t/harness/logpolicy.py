@@ -31,11 +31,12 @@ CRASH_RE = re.compile(r"AH00052: child pid (\d+) exit signal ([^,]*)|exit signal
 STAMP_RE = re.compile(r"\[(\w{3} \w{3} \d\d \d\d:\d\d:\d\d)\.(\d+) (\d{4})\]")
 
 # What each harness action makes httpd log at notice.
-STARTED = (r"AH00489", r"AH00094")          # resuming normal operations, command line
-GRACEFUL_STOP = (r"AH00492",)               # SIGWINCH received
-STOP = (r"AH00491",)                        # caught SIGTERM, shutting down
-GRACEFUL_RESTART = (r"AH00493",) + STARTED  # SIGUSR1 received
-HARD_RESTART = (r"AH00494",) + STARTED      # SIGHUP received
+# Each pattern names event's tag and prefork's (IMGSTORE_MPM=prefork).
+STARTED = (r"AH00489|AH00163", r"AH00094")          # resuming normal operations, command line
+GRACEFUL_STOP = (r"AH00492|AH00170",)               # SIGWINCH received
+STOP = (r"AH00491|AH00169",)                        # caught SIGTERM, shutting down
+GRACEFUL_RESTART = (r"AH00493|AH00171",) + STARTED  # SIGUSR1 received
+HARD_RESTART = (r"AH00494|AH00172",) + STARTED      # SIGHUP received
 EXPIRY_FILE_CREATED = (r"IMG00251",)      # a missing ImgStoreExpiryKeyFile created at start
 REFUSED_START = (r"AH00016", r"AH00020")    # configuration failed / post-config failed
 

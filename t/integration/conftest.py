@@ -59,7 +59,7 @@ def make_httpd(pg, request):
 
     def make(**kw):
         start = kw.pop("start", True)
-        h = Httpd(pg, **kw)
+        h = Httpd(kw.pop("pg", pg), **kw)  # pg=: another cluster or a PgBouncer
         servers.append(h)
         return h.start() if start else h
 

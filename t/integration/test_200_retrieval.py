@@ -188,7 +188,8 @@ def test_221_cleanup_answers_200_json_with_the_count_deleted(httpd):
     assert r.headers.get("Cache-Control") == "no-store"
     assert r.headers.get("X-Content-Type-Options") == "nosniff"
     body = r.json()
-    assert set(body) == {"deleted"}, body
+    # A forced pass, or (within 2 s of the last one) the answer from shared memory.
+    assert set(body) in ({"deleted", "forced"}, {"deleted", "forced", "last_forced_deleted"}), body
     assert isinstance(body["deleted"], int) and not isinstance(body["deleted"], bool)
     assert body["deleted"] >= 0
 

@@ -21,6 +21,12 @@ from harness.load import DB_DOWN_TAGS, Load, assert_503, served_again, up, wait_
 DB_BACK = r"IMG00015"
 
 
+def allow_back(h):
+    """The notice of a child finding the database again. Under prefork (many children of
+    one thread) the requests after the outage may all reach children that never saw it."""
+    (h.allow if H.MPM != "prefork" else h.tolerate)(DB_BACK)
+
+
 def assert_delay_seconds(what, r):
     retry = r.headers.get("Retry-After")
     assert r.status_code == 503, (what, r.status_code)
@@ -46,7 +52,7 @@ def test_800_database_down_when_apache_starts_is_503_then_served_once_it_is_up(p
     pg.stop()
     try:
         h = make_httpd(dbname=db)
-        h.allow(DB_BACK)
+        allow_back(h)
         h.tolerate(*DB_DOWN_TAGS)
         calls = [("upload", lambda: up(h, "sample.png")),
                  ("image", lambda: requests.get(h.url("/image/" + "A" * 43), timeout=10)),
@@ -74,7 +80,7 @@ def test_801_a_database_restart_under_load_loses_no_acknowledged_image_and_never
         pg, make_httpd):
     db = pg.create_db("t801")
     h = make_httpd(dbname=db)
-    h.allow(DB_BACK)
+    allow_back(h)
     h.tolerate(*DB_DOWN_TAGS)
     with Load(h) as load:
         time.sleep(1.5)
@@ -97,7 +103,7 @@ def test_801_a_database_restart_under_load_loses_no_acknowledged_image_and_never
 def test_802_an_outage_under_300_requests_logs_at_most_a_few_lines_per_child(pg, make_httpd):
     db = pg.create_db("t802")
     h = make_httpd(dbname=db)
-    h.allow(DB_BACK)
+    allow_back(h)
     h.tolerate(*DB_DOWN_TAGS)
     stored = H.round_trip(h)
     start = len(h.errors().splitlines())
@@ -141,7 +147,7 @@ def test_802_an_outage_under_300_requests_logs_at_most_a_few_lines_per_child(pg,
 
 def test_803_database_down_is_503_with_retry_after_and_service_resumes(pg, make_httpd):
     h = make_httpd()
-    h.allow(DB_BACK)
+    allow_back(h)
     h.tolerate(*DB_DOWN_TAGS)
     before = h.upload(image("sample.png")).json()["hash"]
     pg.stop()
@@ -163,12 +169,13 @@ def test_803_database_down_is_503_with_retry_after_and_service_resumes(pg, make_
     up = []
     assert wait_until(lambda: up.append(h.upload(image("sample.gif"))) or
                       up[-1].status_code == 201, 30), up[-1].text
-    assert h.get("/image/" + up[-1].json()["hash"]).content == read("sample.gif")
+    # Under prefork the fetch may meet another child still in its probe period: poll.
+    assert serves_again(h, up[-1].json()["hash"], read("sample.gif"))
 
 
 def test_804_an_outage_logs_a_line_per_child_per_period_not_per_request(pg, make_httpd):
     h = make_httpd()
-    h.allow(DB_BACK)
+    allow_back(h)
     h.tolerate(*DB_DOWN_TAGS)
     assert h.get("/health").status_code == 200
     pg.stop()
