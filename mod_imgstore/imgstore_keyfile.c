@@ -79,8 +79,9 @@ const char *imgstore_keyfile_load(apr_pool_t *p, const char *path, uid_t allowed
         err = apr_psprintf(p, "is accessible to group or others (mode %04o); chmod 0400 it",
                            (unsigned)(st.st_mode & 07777));
     } else if (st.st_uid != 0 && st.st_uid != allowed_uid) {
-        err = apr_psprintf(p, "is owned by uid %ld, not by root or the server user (uid %ld)",
-                           (long)st.st_uid, (long)allowed_uid);
+        err =
+            apr_psprintf(p, "is owned by uid %ld, not by root or the user starting httpd (uid %ld)",
+                         (long)st.st_uid, (long)allowed_uid);
     } else if (st.st_size != IMGSTORE_MASTER_KEY_BYTES && st.st_size != HEX_CHARS &&
                st.st_size != HEX_CHARS + 1 && st.st_size != HEX_CHARS + 2) {
         err = apr_psprintf(p,

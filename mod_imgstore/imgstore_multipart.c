@@ -59,6 +59,12 @@
 #define MP_DEFAULT_MAX_PARTS 16
 /* Avoid a string of tiny reallocations when no size hint is given. */
 #define MP_MIN_CAPACITY 256
+/*
+ * The most a file buffer starts with, whatever the size hint claims: the
+ * buffer grows from what arrives, so a short request that claims a large
+ * Content-Length costs no more than what it sent.
+ */
+#define MP_FIRST_CAPACITY (64 * 1024)
 #define MP_DELIM_MAX (4 + IMGSTORE_MP_BOUNDARY_MAX)
 
 typedef enum {
@@ -131,10 +137,18 @@ static void wipe(void *p, apr_size_t n)
 #endif
 }
 
+/* What may hold file bytes: what was written, and the tailroom the caller may fill. */
+static apr_size_t file_used(const imgstore_multipart_t *mp)
+{
+    apr_size_t used = sat_add(mp->len, mp->lim.tailroom);
+
+    return used < mp->cap ? used : mp->cap;
+}
+
 static void file_release(imgstore_multipart_t *mp)
 {
     if (mp->buf) {
-        wipe(mp->buf, mp->cap);
+        wipe(mp->buf, file_used(mp));
         free(mp->buf);
         mp->buf = NULL;
     }
@@ -180,7 +194,12 @@ static imgstore_mp_status_e file_start(imgstore_multipart_t *mp)
 {
     apr_size_t base =
         mp->lim.size_hint < mp->lim.max_file_bytes ? mp->lim.size_hint : mp->lim.max_file_bytes;
-    apr_size_t cap = sat_add(base, mp->lim.tailroom);
+    apr_size_t cap;
+
+    if (base > MP_FIRST_CAPACITY) {
+        base = MP_FIRST_CAPACITY;
+    }
+    cap = sat_add(base, mp->lim.tailroom);
 
     if (cap < MP_MIN_CAPACITY) {
         cap = MP_MIN_CAPACITY;
@@ -229,7 +248,7 @@ static imgstore_mp_status_e file_append(imgstore_multipart_t *mp, const unsigned
             return IMGSTORE_MP_ERR_NOMEM;
         }
         memcpy(nbuf, mp->buf, mp->len);
-        wipe(mp->buf, mp->cap);
+        wipe(mp->buf, mp->len);
         free(mp->buf);
         mp->buf = nbuf;
         mp->cap = ncap;

@@ -49,7 +49,8 @@ const char *imgstore_multipart_boundary(apr_pool_t *p, const char *content_type,
 
 /*
  * The parser and its file buffer live until pool p is cleared; the buffer is
- * malloc'd (grown by doubling, starting from size_hint) and freed by a cleanup on p.
+ * malloc'd (starting from size_hint but at most 64 KiB, grown by doubling as bytes
+ * arrive), wiped as far as it was written and freed by a cleanup on p.
  * Never returns NULL: a boundary that is empty, longer than 70 bytes or holds
  * CR/LF yields a parser that answers MALFORMED. limits may be NULL (defaults;
  * max_file_bytes is taken literally, so 0 admits only an empty file).

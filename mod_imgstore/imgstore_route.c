@@ -74,9 +74,41 @@ static int is_mount_segment(const char *mount, const char *seg, apr_size_t len)
     return 0;
 }
 
+/* Query and fragment separators: what is between two of them may be a token. */
+#define QUERY_SEPARATORS "&=;/+,?#"
+
+/*
+ * Cuts every run longer than IMGSTORE_REDACT_KEEP between separators in
+ * [cur, end): the mount's own segments stay when mount is set (the path).
+ */
+static char *cut_runs(char *o, const char *cur, const char *end, const char *seps,
+                      const char *mount, int *changed)
+{
+    while (cur < end) {
+        apr_size_t len = strcspn(cur, seps);
+        if (cur + len > end) {
+            len = (apr_size_t)(end - cur);
+        }
+        if (len > IMGSTORE_REDACT_KEEP && (mount == NULL || !is_mount_segment(mount, cur, len))) {
+            memcpy(o, cur, IMGSTORE_REDACT_KEEP);
+            memcpy(o + IMGSTORE_REDACT_KEEP, "...", 3);
+            o += IMGSTORE_REDACT_KEEP + 3;
+            *changed = 1;
+        } else {
+            memcpy(o, cur, len);
+            o += len;
+        }
+        cur += len;
+        if (cur < end) {
+            *o++ = *cur++; /* the separator */
+        }
+    }
+    return o;
+}
+
 char *imgstore_route_redact(apr_pool_t *p, const char *s, int request_line, const char *mount)
 {
-    const char *path = s, *path_end, *cur;
+    const char *path = s, *path_end, *end;
     int changed = 0;
     char *out, *o;
 
@@ -92,33 +124,32 @@ char *imgstore_route_redact(apr_pool_t *p, const char *s, int request_line, cons
         path = sp + 1;
     }
     path_end = path + strcspn(path, request_line ? "?# \t" : "?#");
-    /* A cut segment of 7 or 8 characters grows by up to 2: room for the worst case. */
+    /* In a request line the query ends before the protocol. */
+    end = path_end + strcspn(path_end, request_line ? " \t" : "");
+    /* A cut run of 7 or 8 characters grows by up to 2: room for the worst case. */
     o = out = apr_palloc(p, 2 * strlen(s) + 1);
     memcpy(o, s, (apr_size_t)(path - s));
     o += path - s;
-    for (cur = path; cur < path_end;) {
-        apr_size_t len = strcspn(cur, "/");
-        if (cur + len > path_end) {
-            len = (apr_size_t)(path_end - cur);
-        }
-        if (len > IMGSTORE_REDACT_KEEP && !is_mount_segment(mount, cur, len)) {
-            memcpy(o, cur, IMGSTORE_REDACT_KEEP);
-            memcpy(o + IMGSTORE_REDACT_KEEP, "...", 3);
-            o += IMGSTORE_REDACT_KEEP + 3;
-            changed = 1;
-        } else {
-            memcpy(o, cur, len);
-            o += len;
-        }
-        cur += len;
-        if (cur < path_end) {
-            *o++ = *cur++; /* the '/' */
-        }
-    }
+    o = cut_runs(o, path, path_end, "/", mount ? mount : "", &changed);
+    o = cut_runs(o, path_end, end, QUERY_SEPARATORS, NULL, &changed);
     if (!changed) {
         return (char *)s;
     }
-    /* The query and, in the request line, the protocol. */
-    strcpy(o, cur);
+    /* In the request line, the protocol. */
+    strcpy(o, end);
     return out;
+}
+
+char *imgstore_route_redact_query(apr_pool_t *p, const char *q)
+{
+    int changed = 0;
+    char *out, *o;
+
+    if (q == NULL) {
+        return NULL;
+    }
+    o = out = apr_palloc(p, 2 * strlen(q) + 1);
+    o = cut_runs(o, q, q + strlen(q), QUERY_SEPARATORS, NULL, &changed);
+    *o = '\0';
+    return changed ? out : (char *)q;
 }

@@ -48,11 +48,20 @@ const char *imgstore_route_allow(imgstore_route_e route);
  * s with every path segment longer than IMGSTORE_REDACT_KEEP characters
  * cut to that many followed by "...", except the mount's own segments. The
  * path ends at '?' or '#'; in a request line (request_line set) it starts
- * after the method's space and also ends at a space or tab. Segments are
+ * after the method's space and also ends at a space or tab. The query and
+ * fragment after it are cut as imgstore_route_redact_query does (a token
+ * may be put there too); in a request line they end at a space or tab. Segments are
  * found by structure, not by spelling: a client may percent-encode
  * "/image/" or the token, add a trailing slash or "..", and httpd logs what
  * it sent. Returns s itself when nothing was cut, NULL for NULL.
  */
 char *imgstore_route_redact(apr_pool_t *p, const char *s, int request_line, const char *mount);
+
+/*
+ * A query string (r->args, without the '?') with every run between the
+ * separators & = ; / + , ? # longer than IMGSTORE_REDACT_KEEP characters
+ * cut like a path segment. Returns q itself when nothing was cut.
+ */
+char *imgstore_route_redact_query(apr_pool_t *p, const char *q);
 
 #endif

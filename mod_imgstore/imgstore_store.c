@@ -50,13 +50,18 @@ static const char sql_copy_in_tx[] = "BEGIN; COPY imgstore_images" COPY_COLUMNS;
 static const char sql_take_quota[] = "UPDATE imgstore_state SET total_bytes = total_bytes + $1"
                                      " WHERE total_bytes + $1 <= $2";
 
-/* The ciphertext comes whole when it fits a slice, else NULL and read with sql_fetch_slice. */
+/*
+ * The ciphertext comes whole when it fits a slice, else NULL and read with
+ * sql_fetch_slice. Rows with NULLs are fetched too: they are bad rows (500),
+ * not missing ones (404).
+ */
 static const char sql_fetch[] =
     "SELECT key_id, nonce, CASE WHEN octet_length(ciphertext) <= $4 THEN ciphertext END,"
     " content_type, size, created_at, expires_at, octet_length(ciphertext)::int8,"
     " expiry_period, coalesce(views_left, 0)::int8"
     " FROM imgstore_images"
-    " WHERE id = $1 AND expires_at > $2 AND octet_length(ciphertext) <= $3";
+    " WHERE id = $1 AND (expires_at > $2 OR expires_at IS NULL)"
+    " AND (ciphertext IS NULL OR octet_length(ciphertext) <= $3)";
 
 static const char sql_fetch_slice[] =
     "SELECT substring(ciphertext from $2::int4 for $3::int4) FROM imgstore_images WHERE id = $1";
@@ -101,14 +106,26 @@ static const char sql_claim[] = "UPDATE imgstore_state SET last_cleanup = $1"
 
 static const char sql_claim_force[] = "UPDATE imgstore_state SET last_cleanup = $1";
 
-static const char sql_batch_begin[] =
-    "BEGIN; SET LOCAL statement_timeout = '10s'; SET LOCAL lock_timeout = '2s'";
-
+/*
+ * One batch of cleanup: the oldest expired rows after the cursor ($4, $5),
+ * at most $2 of them and, past the first, no more than $3 bytes in all. No
+ * row locks are taken beforehand (FOR UPDATE would need UPDATE rights): a
+ * row another pass deletes first is simply gone.
+ */
+#define SQL_PICK                                                                                   \
+    " FROM imgstore_images WHERE expires_at <= $1 AND expires_at >= $4"                            \
+    " AND (expires_at, id) > ($4, $5)"
 static const char sql_delete_batch[] =
-    "WITH gone AS (DELETE FROM imgstore_images WHERE id IN"
-    "  (SELECT id FROM imgstore_images WHERE expires_at <= $1"
-    "   ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1)"
+    "WITH pick AS (SELECT id, row_number() OVER w AS n, sum(size) OVER w AS bytes" SQL_PICK
+    "   WINDOW w AS (ORDER BY expires_at, id ROWS UNBOUNDED PRECEDING)"
+    "   ORDER BY expires_at, id LIMIT $2),"
+    " gone AS (DELETE FROM imgstore_images WHERE id IN"
+    "   (SELECT id FROM pick WHERE n = 1 OR bytes <= $3) RETURNING 1)"
     " SELECT count(*) FROM gone";
+/* The row a one-row batch could not delete in time: the cursor moves past it. */
+static const char sql_skip_one[] =
+    "SELECT expires_at, id" SQL_PICK " AND $2::int8 > 0 AND $3::int8 >= 0"
+    " ORDER BY expires_at, id LIMIT 1";
 
 /* Served by the expiry index: one row from its low end. */
 static const char sql_oldest_expiry[] = "SELECT min(expires_at) FROM imgstore_images";
@@ -189,18 +206,16 @@ static unsigned char *put_field(unsigned char *out, const void *data, apr_size_t
  * the server's verdict. Returns the final result (the caller PQclear()s it),
  * or NULL with the connection's error when sending failed.
  */
-static PGresult *copy_row(PGconn *conn, const imgstore_row_t *row)
+static PGresult *copy_row(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row)
 {
     static const unsigned char signature[11] = {'P',  'G',  'C',  'O',  'P', 'Y',
                                                 '\n', 0xff, '\r', '\n', '\0'};
-    unsigned char head[128], tail[128], be[8], *h = head, *t = tail;
     apr_size_t ctlen = strlen(row->content_type), off;
+    /* The trailer, sized from the data: content type, size, two times, period, end mark. */
+    unsigned char head[128], *tail = apr_palloc(p, 4 + ctlen + 4 * (4 + 8) + 2);
+    unsigned char be[8], *h = head, *t = tail;
     int ok;
 
-    if (ctlen > 64) {
-        PQputCopyEnd(conn, "content type too long");
-        return PQgetResult(conn);
-    }
     memcpy(h, signature, sizeof(signature));
     h += sizeof(signature);
     memset(h, 0, 8); /* flags, header extension length */
@@ -338,7 +353,7 @@ imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgst
         return st;
     }
     PQclear(res);
-    res = copy_row(conn, row);
+    res = copy_row(conn, p, row);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         st = classify(conn, p, res, err);
     }
@@ -463,7 +478,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
             (expect_len[i] >= 0 && PQgetlength(f->res, 0, i) != expect_len[i])) {
             *err = "stored row has an unexpected shape";
             imgstore_store_fetched_free(f);
-            return IMGSTORE_ERROR;
+            return IMGSTORE_TAMPERED;
         }
     }
     total = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(f->res, 0, 7));
@@ -472,7 +487,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
         (!whole && total <= IMGSTORE_STORE_SLICE)) {
         *err = "stored row has an unexpected shape";
         imgstore_store_fetched_free(f);
-        return IMGSTORE_ERROR;
+        return IMGSTORE_TAMPERED;
     }
     if (!whole) {
         st = fetch_slices(conn, p, id, f, (apr_size_t)total, err);
@@ -635,36 +650,110 @@ imgstore_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_
     return st;
 }
 
-imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                                int batch, apr_int64_t budget_ms, const int *stop,
-                                                apr_int64_t *deleted, const char **err)
+/* Statement or lock timeout: the batch was too big for its time, not a broken database. */
+static int timed_out(const PGresult *res)
 {
-    static const Oid types[2] = {OID_INT8, OID_INT8};
-    static const int formats[2] = {1, 1};
-    static const int lengths[2] = {8, 8};
-    unsigned char now_be[8], batch_be[8];
-    const char *values[2] = {(const char *)now_be, (const char *)batch_be};
-    apr_time_t deadline = apr_time_now() + apr_time_from_msec(budget_ms);
-    imgstore_status_e st = IMGSTORE_OK;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-    *deleted = 0;
+    return state != NULL && (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0);
+}
+
+/* Moves the cursor past the first row after it; NOTFOUND when there is none. */
+static imgstore_status_e skip_one(PGconn *conn, apr_pool_t *p, const Oid *types,
+                                  const char *const *values, const int *lengths,
+                                  unsigned char *cursor_be, unsigned char **cursor_id,
+                                  int *cursor_len, const char **err)
+{
+    static const int formats[5] = {1, 1, 1, 1, 1};
+    PGresult *res = exec(conn, sql_skip_one, 5, types, values, lengths, formats);
+    imgstore_status_e st = IMGSTORE_NOTFOUND;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, res, err);
+    } else if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 8) {
+        memcpy(cursor_be, PQgetvalue(res, 0, 0), 8);
+        *cursor_len = PQgetlength(res, 0, 1);
+        *cursor_id = apr_pmemdup(p, PQgetvalue(res, 0, 1), (apr_size_t)*cursor_len + 1);
+        st = IMGSTORE_OK;
+    }
+    PQclear(res);
+    return st;
+}
+
+imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
+                                                imgstore_store_purge_t *pu, const char **err)
+{
+    static const Oid types[5] = {OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_BYTEA};
+    static const int formats[5] = {1, 1, 1, 1, 1};
+    unsigned char now_be[8], rows_be[8], bytes_be[8], cursor_be[8], *cursor_id = (void *)"";
+    const char *values[5];
+    int lengths[5] = {8, 8, 8, 8, 0};
+    apr_time_t deadline = apr_time_now() + apr_time_from_msec(pu->budget_ms);
+    /*
+     * A third of the budget at most: a batch that times out, then the one row
+     * that made it (stepped over), still leave time to delete the rows behind.
+     */
+    apr_int64_t timeout_ms = pu->budget_ms / 3;
+    int max_rows = pu->rows > 0 ? pu->rows : 1;
+    imgstore_status_e st = IMGSTORE_OK;
+    const char *begin;
+
+    timeout_ms = timeout_ms < 100 ? 100 : timeout_ms > 10000 ? 10000 : timeout_ms;
+    begin = apr_psprintf(p,
+                         "BEGIN; SET LOCAL statement_timeout = %" APR_INT64_T_FMT
+                         "; SET LOCAL lock_timeout = %" APR_INT64_T_FMT,
+                         timeout_ms, timeout_ms < 2000 ? timeout_ms : 2000);
+    pu->deleted = 0;
+    pu->skipped = 0;
+    pu->backlog = 0;
+    pu->rows = pu->next_rows > 0 && pu->next_rows < max_rows ? pu->next_rows : max_rows;
     imgstore_put_be64(now_be, now);
-    imgstore_put_be64(batch_be, batch);
-    do {
+    imgstore_put_be64(cursor_be, (apr_uint64_t)APR_INT64_MIN);
+    imgstore_put_be64(bytes_be, pu->bytes);
+    for (;;) {
         apr_int64_t n = 0;
         PGresult *res;
 
-        st = run_simple(conn, p, sql_batch_begin, err);
+        if (apr_time_now() >= deadline ||
+            (pu->stop != NULL && __atomic_load_n(pu->stop, __ATOMIC_ACQUIRE))) {
+            pu->backlog = 1;
+            break;
+        }
+        imgstore_put_be64(rows_be, pu->rows);
+        values[0] = (const char *)now_be;
+        values[1] = (const char *)rows_be;
+        values[2] = (const char *)bytes_be;
+        values[3] = (const char *)cursor_be;
+        values[4] = (const char *)cursor_id;
+        st = run_simple(conn, p, begin, err);
         if (st != IMGSTORE_OK) {
             break;
         }
-        res = exec(conn, sql_delete_batch, 2, types, values, lengths, formats);
+        res = exec(conn, sql_delete_batch, 5, types, values, lengths, formats);
         if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
             PQgetlength(res, 0, 0) != 8) {
+            int retry = timed_out(res);
+
             st = classify(conn, p, res, err);
             PQclear(res);
             PQclear(PQexec(conn, "ROLLBACK"));
-            break;
+            if (!retry) {
+                break;
+            }
+            st = IMGSTORE_OK;
+            if (pu->rows > 1) {
+                /* Start again from one row and grow back (see below). */
+                pu->rows = 1;
+                continue;
+            }
+            /* Not even one row fits the time: step past it, the rest behind it still goes. */
+            st = skip_one(conn, p, types, values, lengths, cursor_be, &cursor_id, &lengths[4], err);
+            if (st != IMGSTORE_OK) {
+                st = st == IMGSTORE_NOTFOUND ? IMGSTORE_OK : st;
+                break;
+            }
+            pu->skipped++;
+            continue;
         }
         n = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
         PQclear(res);
@@ -672,12 +761,14 @@ imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr
         if (st != IMGSTORE_OK) {
             break;
         }
-        *deleted += n;
-        if (n < batch) {
-            break;
+        pu->deleted += n;
+        if (n == 0) {
+            break; /* none left after the cursor */
         }
-    } while (apr_time_now() < deadline &&
-             !(stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE)));
+        pu->rows = pu->rows > max_rows / 2 ? max_rows : pu->rows * 2;
+    }
+    pu->next_rows = pu->rows;
+    pu->rows = max_rows;
     return st;
 }
 

@@ -70,7 +70,8 @@ void imgstore_store_fetched_free(imgstore_fetched_t *f);
  * than max_ciphertext (so a tampered row cannot blow up memory); a
  * ciphertext over IMGSTORE_STORE_SLICE is read in slices. On OK the row points into *f, which the
  * caller frees with imgstore_store_fetched_free(); row->ciphertext is writable.
- * NOTFOUND also when the row is deleted between slices.
+ * NOTFOUND also when the row is deleted between slices; TAMPERED for a row
+ * no upload makes (a NULL column, a nonce or value of the wrong length).
  */
 imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsigned char *id,
                                        apr_int64_t now, apr_int64_t max_ciphertext,
@@ -118,16 +119,28 @@ imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int
 imgstore_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                                apr_int64_t interval, int force, const char **err);
 
+/* One cleanup pass's deleting: its bounds in, what it did out. */
+typedef struct {
+    int rows;              /* most rows per batch */
+    apr_int64_t bytes;     /* most bytes (sum of size) per batch, past its first row */
+    apr_int64_t budget_ms; /* the pass's time; each batch may take a third of it (at most 10 s) */
+    const int *stop;       /* set by another thread: end after the batch in hand; may be NULL */
+    int next_rows;         /* in and out: the batch size to start with (0: rows); learned */
+    apr_int64_t deleted;   /* out: rows removed, even when an error ends the pass */
+    int skipped;           /* out: rows that could not be deleted in time in a batch of their own */
+    int backlog;           /* out: the budget or stop ended the pass, not the lack of rows */
+} imgstore_store_purge_t;
+
 /*
- * Delete rows expired at now in batches of batch rows, until none is left
- * or budget_ms has passed or *stop (if stop is not NULL) is set by another
- * thread; each batch is its own short transaction with
- * statement and lock timeouts. Concurrent passes skip each other's rows.
- * *deleted counts the rows removed even when an error ends the pass.
+ * Delete rows expired at now, oldest first, in batches bounded by rows,
+ * bytes and time (statement and lock timeouts), until none is left, the
+ * budget has passed or *stop is set. Each batch is its own transaction. A
+ * batch that times out is retried from one row, growing by doubling after
+ * each success; a single row that still times out is stepped over, so the
+ * pass always progresses past it (a later pass tries it again).
  */
 imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
-                                                int batch, apr_int64_t budget_ms, const int *stop,
-                                                apr_int64_t *deleted, const char **err);
+                                                imgstore_store_purge_t *pu, const char **err);
 
 /*
  * How long the oldest expired row still stored has been expired, in seconds

@@ -9,6 +9,7 @@ imgstore_status_e imgstore_sweep_run(PGconn *conn, apr_pool_t *p, const imgstore
                                      imgstore_sweep_result_t *res, const char **err)
 {
     imgstore_status_e st;
+    imgstore_store_purge_t pu;
     apr_int64_t total;
 
     memset(res, 0, sizeof(*res));
@@ -17,8 +18,17 @@ imgstore_status_e imgstore_sweep_run(PGconn *conn, apr_pool_t *p, const imgstore
         return st;
     }
     res->ran = 1;
-    st = imgstore_store_delete_expired(conn, p, sw->now, sw->batch, sw->budget_ms, sw->stop,
-                                       &res->deleted, err);
+    memset(&pu, 0, sizeof(pu));
+    pu.rows = sw->batch;
+    pu.bytes = sw->batch_bytes;
+    pu.budget_ms = sw->budget_ms;
+    pu.stop = sw->stop;
+    pu.next_rows = sw->start_batch;
+    st = imgstore_store_delete_expired(conn, p, sw->now, &pu, err);
+    res->deleted = pu.deleted;
+    res->skipped = pu.skipped;
+    res->backlog = pu.backlog;
+    res->next_batch = pu.next_rows;
     if (st == IMGSTORE_OK && sw->max_total > 0) {
         st = imgstore_store_recount(conn, p, sw->now, &total, err);
     }

@@ -16,10 +16,12 @@
 #include "imgstore_status.h"
 
 typedef struct {
-    apr_int64_t now;      /* epoch seconds */
-    apr_int64_t interval; /* seconds between passes (ImgStoreCleanupInterval) */
-    int force;            /* run even if this interval's pass is taken (GET /cleanup) */
-    int batch;            /* rows per delete transaction */
+    apr_int64_t now;         /* epoch seconds */
+    apr_int64_t interval;    /* seconds between passes (ImgStoreCleanupInterval) */
+    int force;               /* run even if this interval's pass is taken (GET /cleanup) */
+    int batch;               /* most rows per delete transaction */
+    apr_int64_t batch_bytes; /* most bytes per delete transaction (past its first row) */
+    int start_batch;         /* rows to start with (0: batch): what the last pass learned */
     apr_int64_t budget_ms;
     const int *stop;       /* set by another thread: end after the batch in hand; may be NULL */
     apr_int64_t max_total; /* ImgStoreMaxTotal, 0 = off: recount the live total when on */
@@ -28,6 +30,9 @@ typedef struct {
 typedef struct {
     int ran;                        /* this caller won the claim */
     apr_int64_t deleted;            /* rows removed, even when an error ended the pass */
+    int skipped;                    /* rows stepped over: too slow to delete even alone */
+    int backlog;                    /* the budget ended the deleting, not the lack of rows */
+    int next_batch;                 /* rows the next pass starts with (its start_batch) */
     int measured;                   /* oldest_expired_age was measured */
     apr_int64_t oldest_expired_age; /* seconds; 0 when no expired row is left */
 } imgstore_sweep_result_t;

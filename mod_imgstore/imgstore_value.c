@@ -209,3 +209,25 @@ void imgstore_value_format_iso8601(char *buf, apr_int64_t epoch_seconds)
     apr_snprintf(buf, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
+
+int imgstore_value_content_length(const char *s, apr_off_t *len)
+{
+    const apr_off_t max = (apr_off_t)((((apr_uint64_t)1) << (sizeof(apr_off_t) * 8 - 1)) - 1);
+    apr_off_t v = 0;
+
+    *len = -1;
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9') {
+            return 0;
+        }
+        if (v > (max - (*s - '0')) / 10) {
+            return 0;
+        }
+        v = v * 10 + (*s - '0');
+    }
+    *len = v;
+    return 1;
+}

@@ -18,6 +18,13 @@
 const char *imgstore_value_parse_size(const char *s, apr_int64_t *bytes);
 
 /*
+ * A Content-Length header value, as strictly as httpd reads it: one or more
+ * ASCII digits and nothing else (no sign, space or suffix), no overflow of
+ * apr_off_t. Returns 1 with *len set, or 0 (*len = -1).
+ */
+int imgstore_value_content_length(const char *s, apr_off_t *len);
+
+/*
  * Durations: a decimal integer with an optional unit s, m, h, d (seconds when
  * absent; case-insensitive): "30", "30s", "5m", "1h", "1d". Result in seconds.
  */

@@ -26,6 +26,8 @@
 #include "mod_imgstore_status.h"
 
 #define BATCH_ROWS 1000
+/* A delete transaction also stops at this many bytes of images (past its first row). */
+#define BATCH_BYTES (32 * 1024 * 1024)
 /* A request-triggered pass keeps its worker thread only briefly. */
 #define REQUEST_BUDGET_MS 500
 #define TIMER_BUDGET_MS 5000
@@ -43,6 +45,7 @@ static struct {
     int running;
     apr_thread_cond_t *cond; /* signalled when a pass ends */
     int stopping;            /* set once pchild starts going away: no pass may start */
+    int next_batch;          /* the batch size the last pass ended with (atomic) */
 } cl;
 
 typedef struct {
@@ -67,7 +70,7 @@ static imgstore_status_e op_pass(PGconn *conn, apr_pool_t *p, void *baton, const
 
 /* One pass now (force) or only if this interval's pass is unclaimed. */
 static imgstore_status_e run_pass(server_rec *s, apr_pool_t *p, int force, apr_int64_t budget_ms,
-                                  apr_int64_t *deleted, const char **err)
+                                  apr_int64_t *deleted, int *backlog, const char **err)
 {
     const imgstore_settings_t *set = imgstore_conf_settings(s);
     pass_baton_t b;
@@ -84,12 +87,25 @@ static imgstore_status_e run_pass(server_rec *s, apr_pool_t *p, int force, apr_i
     b.sweep.interval = imgstore_db_min_interval(set->db);
     b.sweep.force = force;
     b.sweep.batch = BATCH_ROWS;
+    b.sweep.batch_bytes = BATCH_BYTES;
+    b.sweep.start_batch = __atomic_load_n(&cl.next_batch, __ATOMIC_RELAXED);
     b.sweep.budget_ms = budget_ms;
     /* A stopping child ends the pass after the batch in hand (see child_stopping). */
     b.sweep.stop = &cl.stopping;
     b.sweep.max_total = set->max_total;
     st = imgstore_db_run(s, p, op_pass, &b, err);
     *deleted = b.res.deleted;
+    *backlog = b.res.backlog;
+    if (b.res.ran) {
+        __atomic_store_n(&cl.next_batch, b.res.next_batch, __ATOMIC_RELAXED);
+    }
+    if (b.res.skipped > 0) {
+        ap_log_error(
+            APLOG_MARK, APLOG_WARNING, 0, s,
+            IMGLOGNO(00150) "cleanup stepped over %d expired images it could not delete "
+                            "within its time, even one at a time; a later pass tries again",
+            b.res.skipped);
+    }
     if (b.res.deleted > 0) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                      IMGLOGNO(00050) "cleanup deleted %" APR_INT64_T_FMT " expired images "
@@ -138,7 +154,7 @@ void imgstore_cleanup_after_request(request_rec *r)
     imgstore_db_t *d = imgstore_db_of(r->server);
     apr_int64_t deleted;
     const char *err = NULL;
-    int due, mpm_state = AP_MPMQ_RUNNING;
+    int due, backlog = 0, mpm_state = AP_MPMQ_RUNNING;
     imgstore_status_e st;
 
     /* A stopping child tears down mod_dbd's pool: start no database work then. */
@@ -155,7 +171,7 @@ void imgstore_cleanup_after_request(request_rec *r)
         pass_end();
         return;
     }
-    st = run_pass(r->server, r->pool, 0, REQUEST_BUDGET_MS, &deleted, &err);
+    st = run_pass(r->server, r->pool, 0, REQUEST_BUDGET_MS, &deleted, &backlog, &err);
     pass_end();
     if (st != IMGSTORE_OK && st != IMGSTORE_CONN && st != IMGSTORE_SCHEMA) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, IMGLOGNO(00051) "cleanup pass failed: %s",
@@ -222,20 +238,20 @@ static void tick_database(imgstore_db_t *d, apr_pool_t *pool)
     apr_int64_t deleted;
     const char *err = NULL;
     imgstore_status_e st = IMGSTORE_OK;
-    int pass;
+    int pass, backlog = 0;
 
     if (!imgstore_db_due(d, 1, imgstore_db_min_interval(d))) {
         return;
     }
     /*
-     * A pass that used its whole budget on full batches left a backlog:
+     * A pass that used its whole budget left a backlog:
      * uploads outpace one pass per interval. Go on at once (forcing the
      * claim, since this interval's is ours) until it is gone, the child
      * stops, or CATCH_UP_PASSES have run and the next tick takes over.
      */
     for (pass = 0; pass < CATCH_UP_PASSES; pass++) {
-        st = run_pass(s, pool, pass > 0, TIMER_BUDGET_MS, &deleted, &err);
-        if (st != IMGSTORE_OK || deleted == 0 || deleted % BATCH_ROWS != 0 ||
+        st = run_pass(s, pool, pass > 0, TIMER_BUDGET_MS, &deleted, &backlog, &err);
+        if (st != IMGSTORE_OK || deleted == 0 || !backlog ||
             __atomic_load_n(&cl.stopping, __ATOMIC_ACQUIRE)) {
             break;
         }
@@ -319,7 +335,7 @@ int imgstore_cleanup_handle(request_rec *r)
     const char *err = NULL, *body;
     apr_size_t len;
     imgstore_status_e st;
-    int forced = 0;
+    int forced = 0, backlog = 0;
 
     if (sh != NULL && !imgstore_db_is_down(d)) {
         last = __atomic_load_n(&sh->last_forced, __ATOMIC_ACQUIRE);
@@ -336,7 +352,7 @@ int imgstore_cleanup_handle(request_rec *r)
         body = imgstore_json_finish(j, &len);
         return imgstore_response_json(r, HTTP_OK, body, len);
     }
-    st = run_pass(r->server, r->pool, 1, HANDLER_BUDGET_MS, &deleted, &err);
+    st = run_pass(r->server, r->pool, 1, HANDLER_BUDGET_MS, &deleted, &backlog, &err);
     if (st != IMGSTORE_OK) {
         if (forced) {
             /* Failed: the next call may force again at once. */

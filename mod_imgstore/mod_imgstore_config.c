@@ -4,6 +4,7 @@
 #include <http_core.h>
 #include <http_main.h>
 #include <mpm_common.h>
+#include <unistd.h>
 #include <unixd.h>
 
 #include <apr_strings.h>
@@ -412,7 +413,7 @@ const command_rec imgstore_cmds[] = {
     AP_INIT_TAKE1("ImgStoreMaxSize", set_number, (void *)&slot_max_size, RSRC_CONF | ACCESS_CONF,
                   "Largest accepted image (size, default 10M)"),
     AP_INIT_RAW_ARGS("ImgStoreAllowTypes", set_allow_types, NULL, RSRC_CONF | ACCESS_CONF,
-                     "Image types accepted: jpeg png gif webp avif bmp (default all of them)"),
+                     "Image types accepted (default jpeg png gif webp avif bmp)"),
     AP_INIT_TAKE1("ImgStoreBaseURL", set_base_url, NULL, RSRC_CONF | ACCESS_CONF,
                   "Public URL of the mount, for image URLs behind a reverse proxy"),
     AP_INIT_TAKE1("ImgStoreMaxTTL", set_number, (void *)&slot_max_ttl, RSRC_CONF | ACCESS_CONF,
@@ -435,7 +436,8 @@ const command_rec imgstore_cmds[] = {
 static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc,
                      imgstore_settings_t *settings)
 {
-    uid_t server_uid = ap_unixd_config.user_id;
+    /* The user starting httpd (root in production) reads the key: not the server's User. */
+    uid_t starter_uid = geteuid();
     int i;
 
     settings->keyring = imgstore_keyring_create(pconf);
@@ -449,7 +451,7 @@ static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t
         const imgstore_key_file_t *kf = &APR_ARRAY_IDX(sc->key_files, i, imgstore_key_file_t);
         unsigned char master[IMGSTORE_MASTER_KEY_BYTES];
         int key_id = kf->key_id ? kf->key_id : 1;
-        const char *err = imgstore_keyfile_load(pconf, kf->path, server_uid, master);
+        const char *err = imgstore_keyfile_load(pconf, kf->path, starter_uid, master);
 
         if (err == NULL) {
             err = imgstore_keyring_add(settings->keyring, key_id, master);

@@ -32,7 +32,7 @@ struct imgstore_db_t {
     server_rec *s;        /* the first server using it: passes of the timer borrow from its pool */
     apr_int64_t min_interval; /* the shortest ImgStoreCleanupInterval among its servers */
     int down;                 /* the last attempt found the database unreachable */
-    apr_time_t retry_at;      /* when a thread may probe it again */
+    int probing;              /* a thread is probing it (PQping) now */
     int schema_ok;            /* 1 once the schema version matched */
     apr_time_t schema_retry_at;
     apr_time_t next_request_cleanup; /* see mod_imgstore_cleanup.c */
@@ -185,7 +185,7 @@ apr_status_t imgstore_db_child_init(apr_pool_t *pchild, server_rec *s)
     for (i = 0; db.all != NULL && i < db.all->nelts; i++) {
         imgstore_db_t *d = APR_ARRAY_IDX(db.all, i, imgstore_db_t *);
         d->down = 0;
-        d->retry_at = 0;
+        d->probing = 0;
         d->schema_ok = 0;
         d->schema_retry_at = 0;
         d->next_request_cleanup = 0;
@@ -250,20 +250,21 @@ int imgstore_db_is_down(const imgstore_db_t *d)
 }
 
 /*
- * Whether this thread may try the database now. While it is known down, one
- * thread per child probes it every IMGSTORE_DB_RETRY_SECONDS; everyone else
- * answers 503 at once.
+ * Whether this thread may try the database now. While it is known down, the
+ * first request probes it (PQping: no login, nothing logged) and goes on if
+ * it answers, so no request fails once the database is back; requests that
+ * arrive while a probe is in flight (a database that never answers holds it
+ * for connect_timeout) answer 503 at once.
  */
 static int db_may_try(imgstore_db_t *d)
 {
-    apr_time_t now = apr_time_now();
-    int down, probe;
+    int down, probe, ok;
 
     apr_thread_mutex_lock(db.mutex);
     down = d->down;
-    probe = down && now >= d->retry_at;
+    probe = down && !d->probing;
     if (probe) {
-        d->retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
+        d->probing = 1;
     }
     apr_thread_mutex_unlock(db.mutex);
     if (!down) {
@@ -272,25 +273,27 @@ static int db_may_try(imgstore_db_t *d)
     if (!probe) {
         return 0;
     }
-    return *d->conninfo == '\0' || PQping(d->conninfo) == PQPING_OK;
+    ok = *d->conninfo == '\0' || PQping(d->conninfo) == PQPING_OK;
+    apr_thread_mutex_lock(db.mutex);
+    d->probing = 0;
+    apr_thread_mutex_unlock(db.mutex);
+    return ok;
 }
 
 /* Log the transition to "down" once; later failed attempts stay quiet. */
 static void db_mark_down(imgstore_db_t *d, server_rec *s, const char *why)
 {
-    apr_time_t now = apr_time_now();
     int was_down;
 
     apr_thread_mutex_lock(db.mutex);
     was_down = d->down;
     d->down = 1;
-    d->retry_at = now + apr_time_from_sec(IMGSTORE_DB_RETRY_SECONDS);
     apr_thread_mutex_unlock(db.mutex);
     if (!was_down) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     IMGLOGNO(00011) "database unavailable (%s); answering 503 and trying again "
-                                     "every %ds",
-                     why, IMGSTORE_DB_RETRY_SECONDS);
+                     IMGLOGNO(00011) "database unavailable (%s); answering 503, and probing it "
+                                     "on the next requests",
+                     why);
     }
 }
 

@@ -12,7 +12,7 @@
 
 #include "imgstore_status.h"
 
-/* How long a child waits before probing an unreachable database again. */
+/* How long a child waits before checking a schema that was behind again. */
 #define IMGSTORE_DB_RETRY_SECONDS 2
 
 typedef imgstore_status_e imgstore_db_op_fn(PGconn *conn, apr_pool_t *p, void *baton,
@@ -21,8 +21,8 @@ typedef imgstore_status_e imgstore_db_op_fn(PGconn *conn, apr_pool_t *p, void *b
 /*
  * Borrow a pooled connection for one operation and give it back at once;
  * retry once on a fresh connection when the first turned out broken.
- * CONN means "answer 503": the database is unreachable (the child then
- * waits IMGSTORE_DB_RETRY_SECONDS before trying again, logging once).
+ * CONN means "answer 503": the database is unreachable (the child logs it
+ * once; the next requests probe it, one at a time, and go on once it answers).
  * ERROR is counted as a database error (server-status DatabaseErrors).
  */
 imgstore_status_e imgstore_db_run(server_rec *s, apr_pool_t *p, imgstore_db_op_fn *op, void *baton,

@@ -64,21 +64,46 @@ static route_t find_route(request_rec *r, const imgstore_dir_conf_t *dc)
 
 /*
  * Keep whole tokens out of access logs, error logs and server-status: every
- * copy of the request line and URI httpd keeps gets each long path segment
- * cut (imgstore_route_redact), and the scoreboard's copy is refreshed.
+ * copy of the request line, URI and query httpd keeps gets each long path
+ * segment under the mount cut (imgstore_route_redact), the query's long
+ * runs too, and the scoreboard's copy is refreshed. keep names the path
+ * segments that stay: the mount's, or the whole path for routes with no
+ * token in it (only their query is cut).
  */
-static void redact_request(request_rec *r, const char *mount)
+static void redact_request(request_rec *r, const char *keep)
 {
-    r->the_request = imgstore_route_redact(r->pool, r->the_request, 1, mount);
-    r->unparsed_uri = imgstore_route_redact(r->pool, r->unparsed_uri, 0, mount);
-    r->uri = imgstore_route_redact(r->pool, r->uri, 0, mount);
-    r->parsed_uri.path = imgstore_route_redact(r->pool, r->parsed_uri.path, 0, mount);
-    r->filename = imgstore_route_redact(r->pool, r->filename, 0, mount);
-    r->canonical_filename = imgstore_route_redact(r->pool, r->canonical_filename, 0, mount);
-    r->path_info = imgstore_route_redact(r->pool, r->path_info, 0, mount);
+    r->the_request = imgstore_route_redact(r->pool, r->the_request, 1, keep);
+    r->unparsed_uri = imgstore_route_redact(r->pool, r->unparsed_uri, 0, keep);
+    r->uri = imgstore_route_redact(r->pool, r->uri, 0, keep);
+    r->parsed_uri.path = imgstore_route_redact(r->pool, r->parsed_uri.path, 0, keep);
+    r->parsed_uri.query = imgstore_route_redact_query(r->pool, r->parsed_uri.query);
+    r->parsed_uri.fragment = imgstore_route_redact_query(r->pool, r->parsed_uri.fragment);
+    r->args = imgstore_route_redact_query(r->pool, r->args);
+    r->filename = imgstore_route_redact(r->pool, r->filename, 0, keep);
+    r->canonical_filename = imgstore_route_redact(r->pool, r->canonical_filename, 0, keep);
+    r->path_info = imgstore_route_redact(r->pool, r->path_info, 0, keep);
     if (r->connection->sbh != NULL) {
         ap_update_child_status(r->connection->sbh, SERVER_BUSY_WRITE, r);
     }
+}
+
+/* The route found (and the request redacted) when the request was claimed. */
+#define ROUTE_KEY "imgstore-route"
+
+/* Finds the route on the URI as the client sent it, keeps it, then redacts the request. */
+static route_t *route_and_redact(request_rec *r, const imgstore_dir_conf_t *dc)
+{
+    route_t *rt = apr_palloc(r->pool, sizeof(*rt));
+
+    *rt = find_route(r, dc);
+    if (rt->token_text != NULL) {
+        rt->token_text = apr_pstrdup(r->pool, rt->token_text);
+    }
+    apr_pool_userdata_setn(rt, ROUTE_KEY, NULL, r->pool);
+    redact_request(r, rt->route == IMGSTORE_ROUTE_IMAGE || rt->route == IMGSTORE_ROUTE_NONE
+                          ? rt->mount
+                          : apr_pstrdup(r->pool, r->uri));
+    return rt;
 }
 
 static int method_allowed(imgstore_route_e route, int m)
@@ -98,22 +123,21 @@ static int imgstore_handler(request_rec *r)
     imgstore_dir_conf_t *dc;
     imgstore_req_t *req;
     route_t rt;
+    void *claimed = NULL;
     const char *allow;
 
     if (r->handler == NULL || strcmp(r->handler, IMGSTORE_HANDLER) != 0) {
         return DECLINED;
     }
     dc = ap_get_module_config(r->per_dir_config, &imgstore_module);
-    rt = find_route(r, dc);
+    /*
+     * Redacted when claimed at translate time; a request that another module
+     * translated (mod_rewrite, mod_alias) is redacted here, first thing.
+     */
+    apr_pool_userdata_get(&claimed, ROUTE_KEY, r->pool);
+    rt = claimed != NULL ? *(route_t *)claimed : *route_and_redact(r, dc);
     if (rt.route == IMGSTORE_ROUTE_PAGE && !imgstore_conf_upload_page(dc)) {
         rt.route = IMGSTORE_ROUTE_NONE; /* ImgStoreUploadPage off: the mount is no route */
-    }
-    if (rt.route == IMGSTORE_ROUTE_IMAGE || rt.route == IMGSTORE_ROUTE_NONE) {
-        /*
-         * First thing: nothing may log this request before the token is gone.
-         * Unknown paths too: "/image/%2e%2e/<token>" is no image route any more.
-         */
-        redact_request(r, rt.mount);
     }
     /* The request state also asks for a cleanup attempt once the answer is out. */
     req = imgstore_req_get(r);
@@ -173,7 +197,9 @@ static int imgstore_handler(request_rec *r)
  * while the <Location> config is merged, so core neither maps them to the
  * filesystem (no stat() per path segment, no .htaccess) nor logs "Cannot map
  * ... to file" lines quoting a path that may hold a token. Runs after
- * mod_rewrite and mod_alias, which keep their say.
+ * mod_rewrite and mod_alias, which keep their say. Claiming redacts the
+ * request (path and query) before the access checks, so whatever answers it
+ * (403 of Require ip, 401 of Basic auth, 404, 405) logs no whole token.
  */
 static int imgstore_translate_name(request_rec *r)
 {
@@ -187,6 +213,7 @@ static int imgstore_translate_name(request_rec *r)
     if (err != NULL || handler == NULL || strcmp(handler, IMGSTORE_HANDLER) != 0) {
         return DECLINED;
     }
+    route_and_redact(r, ap_get_module_config(r->per_dir_config, &imgstore_module));
     r->filename = apr_pstrcat(r->pool, CLAIMED_PREFIX, r->uri, NULL);
     return OK;
 }
@@ -225,8 +252,27 @@ static int imgstore_log_transaction(request_rec *r)
     return DECLINED;
 }
 
+/*
+ * A request httpd refused while reading it (400 for a line it cannot parse,
+ * 414 over LimitRequestLine, 431...) never reaches translate_name, so no
+ * mount is known: before mod_log_config writes the line, cut every long path
+ * segment and query run of it, whatever path it names.
+ */
+static int imgstore_redact_refused(request_rec *r)
+{
+    void *claimed = NULL;
+
+    apr_pool_userdata_get(&claimed, ROUTE_KEY, r->pool);
+    if (claimed == NULL && r->main == NULL && r->filename == NULL && r->status >= 400 &&
+        r->status < 500) {
+        redact_request(r, "");
+    }
+    return DECLINED;
+}
+
 void imgstore_handler_register_hooks(void)
 {
+    ap_hook_log_transaction(imgstore_redact_refused, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(imgstore_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(imgstore_post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_translate_name(imgstore_translate_name, NULL, NULL, APR_HOOK_LAST);

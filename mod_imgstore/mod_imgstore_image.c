@@ -153,6 +153,12 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     imgstore_status_e st;
 
     st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &b->fetched, &row, err);
+    if (st == IMGSTORE_TAMPERED) {
+        /* A row no upload makes (NULLs, wrong lengths): as bad as a tag that fails. */
+        b->key_id = 0;
+        b->opened = IMGSTORE_TAMPERED;
+        return IMGSTORE_OK;
+    }
     if (st != IMGSTORE_OK) {
         return st;
     }

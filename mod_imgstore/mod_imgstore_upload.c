@@ -235,7 +235,7 @@ static int answer_created(request_rec *r, const imgstore_dir_conf_t *dc, const c
 }
 
 /*
- * Before reading a byte: the Content-Length (-1 if absent or not a number)
+ * Before reading a byte: the Content-Length (-1 if absent; digits only, else 400)
  * must fit, and the body must be multipart/form-data. No 100-continue is
  * sent for a body refused here. OK or an HTTP status, *why set.
  */
@@ -246,8 +246,9 @@ static int check_request(request_rec *r, apr_off_t max_body, apr_off_t *clen, co
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
 
     *clen = -1;
-    if (cl != NULL && apr_strtoff(clen, cl, NULL, 10) != APR_SUCCESS) {
-        *clen = -1;
+    if (cl != NULL && !imgstore_value_content_length(cl, clen)) {
+        *why = "bad Content-Length";
+        return HTTP_BAD_REQUEST;
     }
     /* A chunked body has no Content-Length to end early against. */
     if (apr_table_get(r->headers_in, "Transfer-Encoding") != NULL) {

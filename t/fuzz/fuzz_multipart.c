@@ -167,7 +167,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_header_bytes = max_headers[(data[1] >> 3) & 3];
     lim.max_parts = max_parts[(data[1] >> 5) & 3];
     lim.tailroom = data[1] & 0x80 ? 16 : 0;
-    lim.size_hint = data[2] & 0x80 ? size : 0;
+    /* The size hint (Content-Length) may be true, absent or a lie far above the body. */
+    lim.size_hint = data[2] & 0x80 ? (data[0] & 1 ? APR_SIZE_MAX / 2 : size) : 0;
     boundary = boundaries[(data[2] >> 5) & 3];
     body = (const char *)data + 3;
     len = size - 3;

@@ -3,7 +3,8 @@
  * client's path (or request line), the first byte picks the mode and the
  * mount. Checked: no read outside a tight copy (ASan), a redacted string
  * holds no path segment longer than IMGSTORE_REDACT_KEEP + 3 outside the
- * mount's own segments, and it never grows past twice the input.
+ * mount's own segments and no such run in the query, and it never grows
+ * past twice the input; the same for imgstore_route_redact_query.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,25 @@
 #include "imgstore_route.h"
 
 static apr_pool_t *pool;
+
+static void check_query(const char *q, int request_line)
+{
+    const char *end = q + strcspn(q, request_line ? " \t" : "");
+
+    while (q < end) {
+        size_t len = strcspn(q, "&=;/+,?#");
+        if (q + len > end) {
+            len = (size_t)(end - q);
+        }
+        if (len > IMGSTORE_REDACT_KEEP + 3) {
+            abort();
+        }
+        q += len;
+        if (q < end) {
+            q++;
+        }
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -86,6 +106,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             path++;
         }
     }
+    /* The query and fragment: no long run between separators. */
+    check_query(end, request_line);
+    out = imgstore_route_redact_query(pool, s);
+    if (out == NULL || strlen(out) > 2 * strlen(s)) {
+        abort();
+    }
+    check_query(out, 0);
     free(s);
     apr_pool_clear(pool);
     return 0;

@@ -9,7 +9,7 @@ import requests
 
 from .http import assert_json_error
 from .httpd import assert_healthy
-from .images import image, read
+from .images import image, png_of_size, read
 from .procs import wait_until
 
 # mod_dbd's lines when its pool cannot connect, the module's once-per-child outage line,
@@ -18,6 +18,9 @@ from .procs import wait_until
 DB_DOWN_TAGS = (r"AH00629", r"AH02655", r"AH00639", r"AH00633", r"IMG00011", r"IMG00014")
 NAMES = ["sample.png", "sample.gif", "sample.jpg", "sample.webp"]
 DATA = {n: read(n) for n in NAMES + ["sample-100k.png"]}
+# Over 255 KiB: stored by COPY and read back in slices.
+SLICED = "sliced-300k.png"
+DATA[SLICED] = png_of_size(300 * 1024)
 
 
 def assert_503(r):
@@ -71,8 +74,9 @@ class Load:
     """Threads that upload a rotating set of images (a fresh connection per request) and
     fetch back ones acknowledged earlier, until stopped. Every outcome is recorded."""
 
-    def __init__(self, h, threads=4, pause=0.02):
+    def __init__(self, h, threads=4, pause=0.02, names=NAMES):
         self.h = h
+        self.names = list(names)
         self.pause = pause
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
@@ -89,7 +93,7 @@ class Load:
         for i in range(5000):
             if self.stop_event.is_set():
                 return
-            name = NAMES[(n + i) % len(NAMES)]
+            name = self.names[(n + i) % len(self.names)]
             self._one("upload", lambda: requests.post(
                 self.h.url("/upload"), files={"file": (name, DATA[name], "image/x")},
                 timeout=10), name)
@@ -136,8 +140,8 @@ class Load:
         assert self.acked, "no upload was acknowledged at all"
         lost = []
         for hash_, name in self.acked:
-            # A child that has not yet probed the database since it came back still
-            # answers 503 for up to its 2 s retry period: that is not a lost image.
+            # A child may answer 503 while another request of it probes the database
+            # that came back: that is not a lost image.
             g = fetch_past_503(self.h.url("/image/" + hash_))
             if g.status_code != 200 or g.content != DATA[name]:
                 lost.append((name, g.status_code))

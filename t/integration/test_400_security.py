@@ -10,7 +10,7 @@ import threading
 import pytest
 import requests
 
-from harness import (assert_json_error, image, make_tmp, read, row_id, sql_id, token_of,
+from harness import (Httpd, assert_json_error, image, make_tmp, png_of_size, read, row_id, sql_id, token_of,
                       wait_until, write_key)
 
 
@@ -90,8 +90,8 @@ def test_410_an_altered_row_is_never_served(httpd, pg, what):
     assert httpd.get("/image/" + h).status_code == 200
     pg.psql("UPDATE imgstore_images SET %s WHERE id = %s" % (TAMPER[what], sql_id(h)))
     r = httpd.get("/image/" + h)
-    assert r.status_code in (500, 404), r.status_code
-    assert_json_error(r, r.status_code)
+    assert r.status_code == 500, r.status_code
+    assert_json_error(r, 500)
     assert read("sample.png") not in r.content
 
 
@@ -105,7 +105,7 @@ def test_411_another_rows_ciphertext_moved_under_an_id_is_not_served(httpd, pg):
             " FROM imgstore_images AS d WHERE v.id = %s AND d.id = %s"
             % (sql_id(victim), sql_id(donor)))
     r = httpd.get("/image/" + victim)
-    assert r.status_code in (500, 404)
+    assert r.status_code == 500
     assert read("sample.jpg") not in r.content
     assert httpd.get("/image/" + donor).content == read("sample.jpg")
 
@@ -159,12 +159,18 @@ def _keyfile_problem(kind, path):
         write_key(path)
         os.chown(path, _nobody(), -1)
         return path
+    if kind == "owned by www-data, the server's User":
+        # Scripts running as the server's User could read or replace it: only the user
+        # starting httpd (root) may own it.
+        write_key(path)
+        os.chown(path, pwd.getpwnam("www-data").pw_uid, -1)
+        return path
     raise AssertionError(kind)
 
 
 KEY_PROBLEMS = ["missing", "empty", "31 raw bytes", "33 raw bytes", "64 non-hex characters",
                 "63 hex digits and a newline", "mode 0644", "mode 0440", "mode 0404",
-                "a directory", "owned by nobody"]
+                "a directory", "owned by nobody", "owned by www-data, the server's User"]
 
 
 @pytest.mark.parametrize("kind", KEY_PROBLEMS)
@@ -182,7 +188,7 @@ def test_420_a_bad_key_file_refuses_startup_naming_the_file(pg, make_httpd, kind
 
 
 @pytest.mark.parametrize("kind", ["32 raw bytes, mode 0400", "64 hex digits without newline, "
-                                  "mode 0600", "64 hex digits CRLF, owned by www-data"])
+                                  "mode 0600", "64 hex digits CRLF, mode 0400"])
 def test_421_good_key_files_are_accepted(pg, make_httpd, kind):
     d = make_tmp("imgstore-key-")
     path = os.path.join(d, "master.key")
@@ -192,7 +198,6 @@ def test_421_good_key_files_are_accepted(pg, make_httpd, kind):
         write_key(path, os.urandom(32).hex(), mode=0o600)
     else:
         write_key(path, os.urandom(32).hex() + "\r\n", mode=0o400)
-        os.chown(path, pwd.getpwnam("www-data").pw_uid, -1)
     h = make_httpd(keyfile=path)
     hash_ = upload_ok(h, "sample.png")
     assert h.get("/image/" + hash_).content == read("sample.png")
@@ -374,3 +379,199 @@ def test_441_server_status_never_shows_a_whole_hash(pg, make_httpd):
     assert "GET /image/" in status, "server-status shows no image request at all"
     for x in hashes:
         assert x[:7] not in status, "server-status shows more than 6 characters of a hash"
+
+
+# -- tokens in logs when something else answers (issue 9, items 5-6) ----------------------------
+
+RESTRICTED = """
+LoadModule authz_host_module ${IMGSTORE_MODDIR}/mod_authz_host.so
+LoadModule authn_core_module ${IMGSTORE_MODDIR}/mod_authn_core.so
+LoadModule authn_file_module ${IMGSTORE_MODDIR}/mod_authn_file.so
+LoadModule authz_user_module ${IMGSTORE_MODDIR}/mod_authz_user.so
+LoadModule auth_basic_module ${IMGSTORE_MODDIR}/mod_auth_basic.so
+LogLevel debug
+LogFormat "R=%r U=%U Q=%q F=%f P=\\"%{Referer}i\\" S=%>s" tokens
+CustomLog ${IMGSTORE_STATE}/tokens.log tokens
+<Location /denied>
+    SetHandler imgstore
+    Require ip 10.9.9.9
+</Location>
+<Location /login>
+    SetHandler imgstore
+    AuthType Basic
+    AuthName "login"
+    AuthBasicProvider file
+    AuthUserFile ${IMGSTORE_STATE}/no-such-htpasswd
+    Require valid-user
+</Location>
+<Location /open>
+    SetHandler imgstore
+</Location>
+"""
+
+
+def test_442_no_whole_token_when_access_control_or_routing_answers(pg, make_httpd):
+    """Whatever answers a request under a mount (Require ip: 403, Basic auth: 401, unknown
+    hash: 404, wrong method: 405, no route: 404), the token is cut in the path and in the
+    query before anything logs it: access log (%r %U %q %f), a custom format, the error log
+    at debug."""
+    h = make_httpd(extra=RESTRICTED, defines=["IMGSTORE_NO_ROOT_MOUNT"])
+    h.allow(r"AH01630")
+    real = upload_ok_at(h, "/open")
+    toks = [real] + [base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+                     for _ in range(3)]
+    cases = []
+    for mount, want in (("/denied", 403), ("/login", 401), ("/open", None)):
+        for t in toks:
+            for suffix in ("", "?ref=" + t, "?" + t, "?a=1&b=%s&c=2" % t, "?x=/image/" + t):
+                cases.append(("GET", mount + "/image/" + t + suffix, want))
+            cases.append(("POST", mount + "/image/" + t, want or 405))
+            cases.append(("GET", mount + "/other/" + t + "?q=" + t, want or 404))
+    for method, path, want in cases:
+        r = requests.request(method, h.url(path), data=b"x" if method == "POST" else None,
+                             timeout=30)
+        if want is not None:
+            assert r.status_code == want, (path[:30], r.status_code)
+    tokens_log = os.path.join(h.dir, "tokens.log")
+    assert wait_until(lambda: open(tokens_log).read().count("\n") >= len(cases) + 1, 10)
+    logs = {"access": h.access(), "tokens": open(tokens_log).read(), "error": h.errors()}
+    assert "AH01630" in logs["error"] and " S=401" in logs["tokens"]
+    for name, text in logs.items():
+        for t in toks:
+            assert t[:7] not in text, "more than 6 characters of a token in the %s log" % name
+
+
+def upload_ok_at(h, mount, name="sample.png"):
+    r = h.upload(image(name), prefix=mount)
+    assert r.status_code == 201, r.text
+    return r.json()["hash"]
+
+
+def _raw(h, data):
+    import socket
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=30)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    return out.split(b" ", 2)[1].decode() if out.startswith(b"HTTP/") else out
+
+
+def test_443_requests_httpd_refuses_before_the_module_runs(pg, make_httpd):
+    """What httpd answers before any module hook (README, "Tokens in logs"): a request line
+    over LimitRequestLine (414) and a request line httpd cannot parse (400) are logged by httpd
+    itself, before any mount is known: the module cuts every long segment of such a line
+    before mod_log_config writes it (whatever path it names); a bad Content-Length never
+    reaches the module."""
+    h = make_httpd(extra="LogLevel info\n")
+    h.tolerate(r"AH00565|AH00566|AH00567|AH02418|AH02427|AH10173|AH10244|AH00569")
+    tok = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    assert _raw(h, b"GET /image/" + tok.encode() + b"?" + b"a" * 9000 + b" HTTP/1.1\r\n"
+                b"Host: x\r\n\r\n") == "414"
+    tok2 = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    assert _raw(h, b"GET /image/" + tok2.encode() + b" HTTP/1.1 junk\r\nHost: x\r\n\r\n") == "400"
+    assert _raw(h, b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n") == "400"
+    assert wait_until(lambda: h.access().count("\n") >= 3, 10), h.access()
+    access, errors = h.access(), h.errors()
+    for t in (tok, tok2):
+        assert t[:7] not in access and t[:7] not in errors
+    assert " 414 " in access and " 400 " in access
+
+
+def _psql_as_runtime_role(pg, sql, db):
+    import subprocess
+    return subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                           "-p", str(pg.port), "-U", "imgstore", "-d", db, "-c", sql],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_405_the_runtime_role_has_exactly_the_rights_the_module_uses(pg, make_httpd):
+    """imgstore-migrate --grant: SELECT, INSERT, DELETE on the images, SELECT, UPDATE on the
+    state row, SELECT, INSERT on the expiry chain, nothing more; the module still does everything with them (upload, read,
+    cleanup, quota)."""
+    db = pg.create_db("grant")
+    want = {"imgstore_images": {"SELECT", "INSERT", "DELETE"},
+            "imgstore_state": {"SELECT", "UPDATE"},
+            "imgstore_expiry_chain": {"SELECT", "INSERT"}}
+    for table, rights in want.items():
+        for priv in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"):
+            got = pg.psql("SELECT has_table_privilege('imgstore', '%s', '%s')" % (table, priv),
+                          db=db)
+            assert got == ("t" if priv in rights else "f"), (table, priv)
+    for sql in ("DELETE FROM imgstore_state", "INSERT INTO imgstore_state DEFAULT VALUES",
+                "UPDATE imgstore_images SET expires_at = expires_at + 1",
+                "TRUNCATE imgstore_images", "DELETE FROM imgstore_expiry_chain",
+                "UPDATE imgstore_expiry_chain SET created_at = 0"):
+        p = _psql_as_runtime_role(pg, sql, db)
+        assert p.returncode != 0 and "permission denied" in p.stderr, (sql, p.stderr)
+    assert pg.psql("SELECT count(*) FROM imgstore_state", db=db) == "1"
+    h = make_httpd(dbname=db, extra="ImgStoreTTL 1\nImgStoreMaxTotal 100M\n")
+    x = upload_ok(h, "sample-100k.png")
+    assert h.get("/image/" + x).content == read("sample-100k.png")
+    assert wait_until(lambda: requests.get(h.url("/cleanup"), timeout=30).json()["deleted"] == 1,
+                      10)
+
+
+# -- tampering answers 500 with its tag, never 404 (issue 9 item 11) ----------------------------
+
+BAD_ROWS = {
+    # name: (SQL SET clause, tag)
+    **{k: (v, "IMG00040" if "unloaded" in k else "IMG00041") for k, v in TAMPER.items()},
+    "ciphertext shorter than a tag": ("ciphertext = '\\x0102030405'::bytea", "IMG00041"),
+    "ciphertext empty": ("ciphertext = ''::bytea", "IMG00041"),
+    "nonce of 11 bytes": ("nonce = substring(nonce from 1 for 11)", "IMG00041"),
+    "nonce of 13 bytes": ("nonce = nonce || '\\x00'::bytea", "IMG00041"),
+    "nonce NULL": ("nonce = NULL", "IMG00041"),
+    "ciphertext NULL": ("ciphertext = NULL", "IMG00041"),
+    "key_id NULL": ("key_id = NULL", "IMG00041"),
+    "content_type NULL": ("content_type = NULL", "IMG00041"),
+    "size NULL": ("size = NULL", "IMG00041"),
+    "created_at NULL": ("created_at = NULL", "IMG00041"),
+    "expires_at NULL": ("expires_at = NULL", "IMG00041"),
+}
+
+
+@pytest.fixture(scope="module")
+def loose(pg):
+    """A server on a database whose table has lost its CHECK and NOT NULL constraints, so
+    that rows no upload can make are there to be read."""
+    db = pg.create_db("loose")
+    cons = pg.psql("SELECT string_agg(format('DROP CONSTRAINT %I', conname), ', ')"
+                   " FROM pg_constraint WHERE conrelid = 'imgstore_images'::regclass"
+                   " AND contype = 'c'", db=db)
+    pg.psql("ALTER TABLE imgstore_images %s" % cons, db=db)
+    for col in ("key_id", "nonce", "ciphertext", "content_type", "size", "created_at",
+                "expires_at"):
+        pg.psql("ALTER TABLE imgstore_images ALTER COLUMN %s DROP NOT NULL" % col, db=db)
+    h = Httpd(pg, dbname=db).start()
+    h.db = db
+    yield h
+    bad = h.finish()
+    assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("size", ["small", "over 255 KiB, read in slices"])
+@pytest.mark.parametrize("what", list(BAD_ROWS))
+def test_414_a_bad_row_answers_500_with_its_tag_never_404(loose, pg, what, size):
+    sql, tag = BAD_ROWS[what]
+    data = read("sample.png") if size == "small" else png_of_size(300 * 1024)
+    r = loose.upload(data=data, filename="x.png")
+    assert r.status_code == 201, r.text
+    h = r.json()["hash"]
+    assert loose.get("/image/" + h).content == data
+    if size != "small" and "flipped" in what and "nonce" not in what:
+        # The altered byte sits in a later slice than the first.
+        sql = sql.replace("0, get_byte(ciphertext, 0)", "290000, get_byte(ciphertext, 290000)")
+        sql = sql.replace("ciphertext, 0,", "ciphertext, 290000,")
+    pg.psql("UPDATE imgstore_images SET %s WHERE id = %s" % (sql, sql_id(h)), db=loose.db)
+    loose.allow(tag)
+    g = loose.get("/image/" + h)
+    assert g.status_code == 500, (what, g.status_code)
+    assert_json_error(g, 500)
+    assert data not in g.content
+    assert wait_until(lambda: re.search(r"\[[a-z_]*:error\].*%s" % tag, loose.errors()), 5)

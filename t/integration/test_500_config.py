@@ -1,8 +1,10 @@
 """5xx: mounting under a prefix, per-mount settings, ImgStoreBaseURL, directive values."""
 
+import os
+
 import pytest
 
-from harness import assert_json_error, image, read
+from harness import assert_json_error, image, make_tmp, read, write_key
 
 IMG_MOUNT = "<Location /img>\n    SetHandler imgstore\n</Location>\n"
 
@@ -165,3 +167,49 @@ def test_512_a_mount_written_with_a_trailing_slash_gives_clean_urls(make_httpd):
     body = r.json()
     assert body["url"] == h.url("/pics/image/" + body["hash"])
     assert h.get("/pics/image/" + body["hash"]).content == read("sample.png")
+
+
+# -- misconfiguration answers and the key id range (issue 9 item 14) ----------------------------
+
+@pytest.mark.parametrize("section", ["<LocationMatch \"^/lm\">"])
+def test_513_the_handler_outside_a_location_answers_500_with_img00022(make_httpd, section):
+    end = "</%s>" % section[1:].split()[0]
+    h = make_httpd(defines=["IMGSTORE_NO_ROOT_MOUNT"],
+                   extra="%s\n    SetHandler imgstore\n%s\n" % (section, end))
+    h.allow(r"IMG00022")
+    path = "/lm/health"
+    assert_json_error(h.get(path), 500)
+    assert h.get(path).json()["error"] == "server misconfigured"
+    assert "IMG00022" in h.errors()
+
+
+def test_514_without_a_key_the_server_starts_and_answers_500(make_httpd):
+    """README, ImgStoreKeyFile: "Default: none (the handler answers 500 until a key is
+    configured)": IMG00004 at startup, IMG00021 per request, nothing stored."""
+    h = make_httpd(defines=["IMGSTORE_NO_KEY"])
+    h.allow(r"IMG00004", r"IMG00021")
+    r = h.upload(image("sample.png"))
+    assert_json_error(r, 500)
+    assert r.json()["error"] == "server not configured"
+    assert_json_error(h.get("/health"), 500)
+    assert "IMG00004" in h.errors() and "IMG00021" in h.errors()
+
+
+@pytest.mark.parametrize("key_id", ["0", "32768", "-1", "1x"])
+def test_515_a_key_id_outside_1_to_32767_refuses_startup(make_httpd, key_id):
+    h = make_httpd(defines=["IMGSTORE_NO_KEY"], start=False)
+    with open(h.extra_path, "a") as f:
+        f.write("ImgStoreKeyFile %s %s\n" % (h.keyfile, key_id))
+    rc, text = h.start_refused()
+    assert "a key id is an integer from 1 to 32767" in text, text
+    assert not h.pid and rc != 0
+
+
+def test_516_key_id_32767_is_stored_with_each_row(pg, make_httpd):
+    db = pg.create_db("keyid")
+    key = write_key(os.path.join(make_tmp("imgstore-key-"), "k"))
+    h = make_httpd(dbname=db, defines=["IMGSTORE_NO_KEY"], extra="ImgStoreKeyFile %s 32767\n" % key)
+    r = h.upload(image("sample.png"))
+    assert r.status_code == 201, r.text
+    assert pg.psql("SELECT key_id FROM imgstore_images", db=db) == "32767"
+    assert h.get("/image/" + r.json()["hash"]).content == read("sample.png")

@@ -176,3 +176,41 @@ def test_748_after_big_requests_a_child_gives_the_memory_back(ten_big_round_trip
     over = {pid: kb // 1024 for pid, kb in after.items() if kb > limit_kb}
     assert not over, ("baseline %d MiB, limit %d MiB; children above it (MiB): %r"
                       % (baseline // 1024, limit_kb // 1024, over))
+
+
+def _lying_uploads(h, claimed, n):
+    """n requests of ~250 bytes that claim `claimed` bytes, send a file part's header and
+    close: the server sees the connection end mid-body."""
+    import socket
+    boundary = "b0undary"
+    body = ("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n\x89PNG" % boundary).encode()
+    head = H.upload_head("multipart/form-data; boundary=" + boundary, length=claimed)
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=30)
+        s.sendall(head + body)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+        s.close()
+    assert len(head + body) < 400
+
+
+def test_749_a_small_request_claiming_a_huge_length_costs_no_memory(make_httpd):
+    """ImgStoreMaxSize 1G: requests of ~250 bytes that claim almost 1 GiB must not make a
+    child allocate or wipe what was claimed (the buffer grows from what arrives)."""
+    h = make_httpd(extra="ImgStoreMaxSize 1G\nThreadsPerChild 4\nStartServers 1\n"
+                         "MinSpareThreads 1\nMaxSpareThreads 4\nMaxRequestWorkers 4\n"
+                         "ServerLimit 1\n")
+    H.round_trip(h)
+    pids = H.children(h)
+    before = {p: H.proc_status_kb(p, "VmHWM") or 0 for p in pids}
+    _lying_uploads(h, 1000 * 1000 * 1000, 8)
+    H.assert_healthy(h)
+    grown = {p: (H.proc_status_kb(p, "VmHWM") or 0) - before.get(p, 0) for p in H.children(h)}
+    # 1 GiB claimed eight times; what arrived is 250 bytes each. 64 MiB is room for anything
+    # the server does for a few small requests.
+    assert max(grown.values()) < 64 * 1024, grown

@@ -15,7 +15,8 @@ import requests
 
 import harness as H
 from harness import image, read, wait_until
-from harness.load import DB_DOWN_TAGS, Load, assert_503, served_again, up, wait_accepting
+from harness.load import (DB_DOWN_TAGS, NAMES, SLICED, Load, assert_503, served_again, up,
+                          wait_accepting)
 
 # The module's notice when a child finds the database again after an outage.
 DB_BACK = r"IMG00015"
@@ -82,7 +83,8 @@ def test_801_a_database_restart_under_load_loses_no_acknowledged_image_and_never
     h = make_httpd(dbname=db)
     allow_back(h)
     h.tolerate(*DB_DOWN_TAGS)
-    with Load(h) as load:
+    # Images over 255 KiB too: COPY uploads and sliced retrievals meet the outage.
+    with Load(h, names=NAMES + [SLICED]) as load:
         time.sleep(1.5)
         pg.stop()
         try:
@@ -262,3 +264,63 @@ def test_807_retry_after_is_a_single_delay_seconds_value(pg, make_httpd):
         except AssertionError as e:
             bad.append(str(e).splitlines()[0])
     assert not bad, "\n".join(bad)
+
+
+# -- issue 9 item 12: no request fails once the database is back; a black-holed database ----
+
+def test_808_once_the_database_is_back_no_request_fails_and_img00015_is_logged(pg, make_httpd):
+    """Pools full of connections the restart breaks, requests during the outage (503 with
+    Retry-After: 5, the README's value), then from the moment the cluster accepts again
+    every request succeeds, the very first one included, and a child logs IMG00015."""
+    h = make_httpd()
+    h.tolerate(*DB_DOWN_TAGS)
+    h.allow(DB_BACK)
+    data = read("sample.png")
+    hashes = [h.upload(image("sample.png")).json()["hash"] for _ in range(8)]
+    pg.stop()
+    try:
+        down = [h.get("/health"), h.get("/image/" + hashes[0])]
+    finally:
+        pg.start()
+    for r in down:
+        assert r.status_code == 503 and r.headers.get("Retry-After") == "5", \
+            (r.status_code, r.headers)
+    failed = []
+    for i in range(40):
+        x = hashes[i % len(hashes)]
+        for r in (h.get("/image/" + x), h.get("/health")):
+            if r.status_code != 200:
+                failed.append((i, r.request.url[-20:], r.status_code, r.text[:80]))
+        if i % 10 == 0:
+            u = h.upload(image("sample.gif"))
+            if u.status_code != 201:
+                failed.append((i, "upload", u.status_code, u.text[:80]))
+    assert not failed, failed
+    assert h.get("/image/" + hashes[0]).content == data
+    assert wait_until(lambda: re.search(DB_BACK, h.errors()), 10), h.errors()[-2000:]
+
+
+def test_809_a_database_that_accepts_and_never_answers_is_503_not_a_hung_worker(pg, make_httpd):
+    """A firewall that drops packets, not a stopped server: a loopback listener that takes
+    connections and never answers. With connect_timeout=2 in DBDParams, requests get 503 with
+    Retry-After (the client's own timeout of 15 s is the hang guard), again and again."""
+    import socket
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(512)
+    port = hole.getsockname()[1]
+    try:
+        h = make_httpd(start=False)
+        params = ("host=127.0.0.1 port=%d dbname=imgstore user=imgstore password=x "
+                  "connect_timeout=2" % port)
+        h.env = (lambda orig: lambda: dict(orig(), IMGSTORE_DBPARAMS=params))(h.env)
+        h.tolerate(*DB_DOWN_TAGS)
+        h.start()
+        for path in ("/health", "/image/" + "A" * 43, "/health"):
+            r = requests.get(h.url(path), timeout=15)
+            assert r.status_code == 503 and r.headers.get("Retry-After") == "5", \
+                (path, r.status_code, r.text[:200])
+        r = h.upload(image("sample.png"))
+        assert r.status_code == 503, r.text
+    finally:
+        hole.close()

@@ -121,3 +121,20 @@ def test_812_quota_full_is_507_until_images_expire_and_cleanup_runs(pg, make_htt
     assert r.status_code == 201, r.text
     total = int(pg.psql("SELECT total_bytes FROM imgstore_state", db=db))
     assert total == len(png), total
+
+
+def test_813_the_cleanup_timer_recounts_the_running_total_without_any_request(pg, make_httpd):
+    """The running total drifts (here: set wrong by hand); the timer's pass recounts it with
+    no request to the server at all (not only GET /cleanup)."""
+    db = pg.create_db("quota")
+    h = make_httpd(dbname=db, extra="ImgStoreMaxTotal 10M\nImgStoreCleanupInterval 2s\n")
+    r = h.upload(image("sample.png"))
+    assert r.status_code == 201, r.text
+    size = r.json()["size"]
+    # The pass a child may try right after answering the upload is over by now; from here on
+    # the server gets no request, so only its timer can touch the total.
+    time.sleep(3)
+    pg.psql("UPDATE imgstore_state SET total_bytes = 7777777", db=db)
+    assert wait_until(
+        lambda: int(pg.psql("SELECT total_bytes FROM imgstore_state", db=db)) == size, 20), \
+        pg.psql("SELECT total_bytes FROM imgstore_state", db=db)

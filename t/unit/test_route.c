@@ -101,9 +101,15 @@ static const struct {
     /* The token is cut to six characters; short segments stay. */
     {"/img/image/" TOKEN, 0, "/img", "/img/image/AAECAw..."},
     {"GET /img/image/" TOKEN " HTTP/1.1", 1, "/img", "GET /img/image/AAECAw... HTTP/1.1"},
-    /* The query and fragment are not path: they stay as they are. */
-    {"/img/image/" TOKEN "?x=" TOKEN, 0, "/img", "/img/image/AAECAw...?x=" TOKEN},
+    /* A token in the query or fragment is cut too, wherever it stands; short parts stay. */
+    {"/img/image/" TOKEN "?x=" TOKEN, 0, "/img", "/img/image/AAECAw...?x=AAECAw..."},
     {"/img/image/" TOKEN "#frag", 0, "/img", "/img/image/AAECAw...#frag"},
+    {"/img/upload?" TOKEN, 0, "/img", "/img/upload?AAECAw..."},
+    {"/img/upload?a=1&b=" TOKEN "&c=2#" TOKEN, 0, "/img",
+     "/img/upload?a=1&b=AAECAw...&c=2#AAECAw..."},
+    {"/img?ref=/image/" TOKEN, 0, "/img", "/img?ref=/image/AAECAw..."},
+    {"GET /img/x?k=" TOKEN " HTTP/1.1", 1, "/img", "GET /img/x?k=AAECAw... HTTP/1.1"},
+    {"GET /img/x?download=1 HTTP/1.1", 1, "/img", "GET /img/x?downlo...=1 HTTP/1.1"},
     /* The mount's own long segments stay readable, and only those. */
     {"/pictures/image/" TOKEN, 0, "/pictures", "/pictures/image/AAECAw..."},
     {"/pictures/image/pictures2", 0, "/pictures", "/pictures/image/pictur..."},
@@ -131,6 +137,20 @@ START_TEST(test_route_redact_table)
     if (!strcmp(in, redactions[_i].out)) {
         ck_assert_ptr_eq(out, in);
     }
+}
+END_TEST
+
+START_TEST(test_route_redact_query)
+{
+    const char *q = "a=1&b=2";
+
+    ck_assert_ptr_null(imgstore_route_redact_query(pool, NULL));
+    ck_assert_ptr_eq(imgstore_route_redact_query(pool, q), q);
+    ck_assert_str_eq(imgstore_route_redact_query(pool, TOKEN), "AAECAw...");
+    ck_assert_str_eq(imgstore_route_redact_query(pool, "ref=" TOKEN "&x=" TOKEN "%2F"),
+                     "ref=AAECAw...&x=AAECAw...");
+    ck_assert_str_eq(imgstore_route_redact_query(pool, "u=/image/" TOKEN ";z"),
+                     "u=/image/AAECAw...;z");
 }
 END_TEST
 
@@ -165,6 +185,7 @@ int main(void)
     tcase_add_test(tc, test_route_allow);
     tcase_add_loop_test(tc, test_route_redact_table, 0, sizeof(redactions) / sizeof(redactions[0]));
     tcase_add_test(tc, test_route_redact_null_and_worst_case);
+    tcase_add_test(tc, test_route_redact_query);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -9,7 +9,10 @@
 
 #include <check.h>
 
+#include <apr_strings.h>
+
 #include "imgstore_stmt.h"
+#include "imgstore_store.h"
 
 #define OID_INT8 20
 
@@ -195,6 +198,50 @@ START_TEST(connections_keep_their_own_state)
 }
 END_TEST
 
+/*
+ * A row over IMGSTORE_STORE_SLICE goes in by COPY; its trailer (content type,
+ * size, times) is sized from the data: a 40+ character type (ASan checks the
+ * writes) arrives whole.
+ */
+START_TEST(copy_writes_a_long_content_type_whole)
+{
+    static const char ctype[] = "application/vnd.imgstore.a-long-type+image-x";
+    PGconn *conn = connect_db();
+    apr_pool_t *p;
+    unsigned char id[IMGSTORE_ID_BYTES], nonce[IMGSTORE_NONCE_BYTES];
+    apr_size_t n = IMGSTORE_STORE_SLICE + 4096;
+    unsigned char *ct = calloc(1, n);
+    unsigned char delete_hash[IMGSTORE_ID_BYTES];
+    imgstore_row_t row = {id,   7,    nonce, ct,          n,     ctype, (apr_int64_t)n - 16,
+                          1000, 2000, 3,     delete_hash, 123456};
+    const char *err = NULL;
+    char *got;
+
+    ck_assert(sizeof(ctype) - 1 >= 40);
+    ck_assert_ptr_nonnull(ct);
+    memset(id, 0xab, sizeof(id));
+    memset(nonce, 0xcd, sizeof(nonce));
+    memset(delete_hash, 0xef, sizeof(delete_hash));
+    apr_pool_create(&p, NULL);
+    run(conn, "CREATE TEMP TABLE imgstore_images (id bytea, key_id smallint, nonce bytea,"
+              " ciphertext bytea, content_type text, size bigint, created_at bigint,"
+              " expires_at bigint, views_left integer, delete_hash bytea, expiry_period bigint)");
+    ck_assert_int_eq(imgstore_store_insert(conn, p, &row, 0, &err), IMGSTORE_OK);
+    got = scalar(
+        conn,
+        "SELECT content_type || ' ' || size || ' ' || octet_length(ciphertext) || ' ' ||"
+        " key_id || ' ' || expires_at || ' ' || views_left || ' ' || octet_length(delete_hash)"
+        " || ' ' || expiry_period FROM imgstore_images",
+        NULL);
+    ck_assert_str_eq(
+        got, apr_psprintf(p, "%s %ld %ld 7 2000 3 32 123456", ctype, (long)n - 16, (long)n));
+    free(got);
+    free(ct);
+    apr_pool_destroy(p);
+    PQfinish(conn);
+}
+END_TEST
+
 static Suite *stmt_suite(void)
 {
     Suite *s = suite_create("stmt");
@@ -206,13 +253,17 @@ static Suite *stmt_suite(void)
     tcase_add_test(tc, a_name_taken_on_the_server_still_answers);
     tcase_add_test(tc, errors_are_returned_and_a_later_success_prepares);
     tcase_add_test(tc, connections_keep_their_own_state);
+    tcase_add_test(tc, copy_writes_a_long_content_type_whole);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(stmt_suite());
+    SRunner *sr;
+
+    apr_initialize();
+    sr = srunner_create(stmt_suite());
     int failed;
 
     srunner_run_all(sr, CK_NORMAL);

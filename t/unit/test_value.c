@@ -338,6 +338,38 @@ static const iso_case isos[] = {
     {APR_INT64_C(9223372036854775807), "9999-12-31T23:59:59Z"},
 };
 
+/* Content-Length as httpd reads it: digits, the whole string, no overflow. */
+START_TEST(test_content_length)
+{
+    static const char *const bad[] = {"",
+                                      "12abc",
+                                      " 12",
+                                      "12 ",
+                                      "+12",
+                                      "-1",
+                                      "0x10",
+                                      "1e3",
+                                      "12\t",
+                                      "１２",
+                                      "9223372036854775808",
+                                      "99999999999999999999999"};
+    apr_off_t len;
+    size_t i;
+
+    ck_assert_int_eq(imgstore_value_content_length("0", &len), 1);
+    ck_assert_int_eq(len, 0);
+    ck_assert_int_eq(imgstore_value_content_length("007", &len), 1);
+    ck_assert_int_eq(len, 7);
+    ck_assert_int_eq(imgstore_value_content_length("9223372036854775807", &len), 1);
+    ck_assert(len == APR_INT64_MAX);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(imgstore_value_content_length(bad[i], &len) == 0, "%s accepted", bad[i]);
+        ck_assert_int_eq(len, -1);
+    }
+    ck_assert_int_eq(imgstore_value_content_length(NULL, &len), 0);
+}
+END_TEST
+
 START_TEST(test_iso8601)
 {
     const iso_case *c = &isos[_i];
@@ -362,6 +394,7 @@ static Suite *value_suite(void)
     tcase_add_loop_test(size, test_size_good, 0, N(good_sizes));
     tcase_add_loop_test(size, test_size_bad, 0, N(bad_sizes));
     tcase_add_test(size, test_null_input);
+    tcase_add_test(size, test_content_length);
     suite_add_tcase(s, size);
 
     tcase_add_loop_test(duration, test_duration_good, 0, N(good_durations));
