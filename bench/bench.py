@@ -36,7 +36,7 @@ import time
 import harness
 
 from phases import Bench
-from report import ratios, report, targets
+from report import chart, ratios, report, targets
 from settings import EXTRA_CONF, MAX_SIZE, RESULTS_DIR, ROOT, T0, _cleanups
 
 
@@ -97,7 +97,8 @@ def main():
               "config": {"conf": harness.CONF, "module": harness.MODULE,
                          "extra_conf": EXTRA_CONF, "max_size": MAX_SIZE,
                          "pg": "fsync/synchronous_commit/full_page_writes off (harness), "
-                               "max_connections 200, other settings default"},
+                               "max_connections 200, backends MALLOC_TRIM_THRESHOLD_=16M "
+                               "MALLOC_MMAP_THRESHOLD_=4M, other settings default"},
               "runs": b.runs, "extra": b.extra}
     result["ratios"] = ratios(b.runs, b.p)
     result["targets"] = targets(result)
@@ -106,6 +107,9 @@ def main():
     with open(path, "w") as f:
         json.dump(result, f, indent=1, default=str)
     print(report(result))
+    png = path[:-len(".json")] + ".png"
+    if chart(result, png):
+        print("chart: %s" % png)
     print("\nresults: %s  (%.0f s)" % (path, time.monotonic() - T0))
 
 

@@ -8,9 +8,9 @@ import time
 import harness
 from report import fmt_errors, mb
 from sampling import Sampler, httpd_children_rss
-from settings import (BENCH_KEY_ID, EXTRA_CONF, FAR_FUTURE, PROFILES, SIZES, VARIANTS,
+from settings import (BENCH_KEY_ID, PG_MALLOC_ENV, EXTRA_CONF, FAR_FUTURE, PROFILES, SIZES, VARIANTS,
                       _cleanups, check_deadline, log)
-from tools import (DB, cleanup_until_done, make_images, openssl_speed, pg_postmaster_pid,
+from tools import (DB, cache_counters, cleanup_until_done, make_images, openssl_speed, pg_postmaster_pid,
                    pg_setup_bench_objects, pg_tune_for_bench, pgbench, session, size_class,
                    upload_many, verify_sample, wrk)
 
@@ -31,17 +31,31 @@ class Bench:
     # -- environment ----------------------------------------------------------------
     def start(self):
         log("starting PostgreSQL (harness cluster under /tmp/imgstore-pg-*)")
+        # The backends' glibc settings ./dev run and the compose file give them
+        # (README, "Tuning PostgreSQL"); inherited through runuser and pg_ctl.
+        os.environ.update(PG_MALLOC_ENV)
         self.pg = harness.Postgres()
         _cleanups.append(lambda: (self.pg.stop(), shutil.rmtree(self.pg.dir, True)))
         self.db = DB(self.pg)
         if max(self.p["conns"]) > 16:
             pg_tune_for_bench(self.pg, self.db)
         log("starting Apache (%s)" % harness.MODULE)
-        self.h = harness.Httpd(self.pg, extra=EXTRA_CONF)
+        # -D IMGSTORE_RUN: the MPM settings ./dev run ships (conf/dev-httpd.conf).
+        self.h = harness.Httpd(self.pg, extra=EXTRA_CONF, defines=["IMGSTORE_RUN"])
         _cleanups.append(lambda: (self.h.stop(), shutil.rmtree(self.h.dir, True)))
         self.h.start()
         log("PostgreSQL %s port %d, Apache %s port %d (pid %d)" % (
             self.pg.dir, self.pg.port, self.h.dir, self.h.port, self.h.pid))
+        # A second Apache on the same database and key, with the hot image cache as
+        # ./dev run has it (-D IMGSTORE_CACHE: 128 MB shmcb): hot retrieval is measured
+        # there, cold (every GET reads the database) on the first.
+        self.hot = harness.Httpd(self.pg, extra=EXTRA_CONF,
+                                 defines=["IMGSTORE_RUN", "IMGSTORE_CACHE"],
+                                 keyfile=self.h.keyfile)
+        _cleanups.append(lambda: (self.hot.stop(), shutil.rmtree(self.hot.dir, True)))
+        self.hot.start()
+        log("Apache with ImgStoreCache %s port %d (pid %d)" % (
+            self.hot.dir, self.hot.port, self.hot.pid))
         self.static_dir = os.path.join(self.h.dir, "htdocs", "static")
         os.makedirs(self.static_dir)
         os.symlink(self.static_dir, os.path.join(self.h.dir, "htdocs", "static-sendfile"))
@@ -59,15 +73,21 @@ class Bench:
         log("idle Apache child RSS: %s" % mb(self.extra["httpd_child_idle_rss"]))
 
     # -- one measurement ------------------------------------------------------------
-    def record(self, kind, size, conns, fn, memory=False, **info):
+    def record(self, kind, size, conns, fn, memory=False, server=None, **info):
         check_deadline()
-        sampler = Sampler(self.h.pid, self.postmaster, memory)
+        server = server or self.h
+        cache_before = cache_counters(server)
+        sampler = Sampler(server.pid, self.postmaster, memory)
         sampler.start()
         try:
             r = fn()
         finally:
             s = sampler.finish()
         r.update(s)
+        # How many GETs the cache answered (hits) or sent to the database (misses).
+        cache_after = cache_counters(server)
+        r["cache_hits"] = cache_after[0] - cache_before[0]
+        r["cache_misses"] = cache_after[1] - cache_before[1]
         r.update(kind=kind, size=size, conns=conns, **info)
         self.runs.append(r)
         log("%-19s %-4s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  err %s  cpu %s" % (
@@ -76,14 +96,15 @@ class Bench:
         return r
 
     # A "load" is a function of a duration that runs wrk and returns its figures.
-    def get_load(self, prefix, hashfile, conns, stop_when=None):
-        return lambda d: wrk(self.h.url(""), "get.lua", [hashfile, prefix], conns, d, stop_when)
+    def get_load(self, prefix, hashfile, conns, stop_when=None, server=None):
+        server = server or self.h
+        return lambda d: wrk(server.url(""), "get.lua", [hashfile, prefix], conns, d, stop_when)
 
     def post_load(self, image, conns):
         return lambda d: wrk(self.h.url("/upload"), "post.lua", [image], conns, d)
 
     def warm_and_record(self, kind, label, c, load, memory=False, before=None, warm=True,
-                        **info):
+                        server=None, **info):
         """A short unrecorded run at the same concurrency first (the module's DB pools
         grow to it, the MPM spawns its children, the page cache holds the files), then
         before() (e.g. empty the table), then the measured run."""
@@ -92,7 +113,7 @@ class Bench:
         if before:
             before()
         return self.record(kind, label, c, lambda: load(self.p["duration"]), memory=memory,
-                           **info)
+                           server=server, **info)
 
     # -- per size: retrieval, upload, and their ceilings ------------------------------
     def store_images(self, label, images, count):
@@ -146,15 +167,20 @@ class Bench:
         log("size %s: storing %d images through the module" % (label, count))
         stored, hashfile = self.store_images(label, images, count)
         first, last = self.insert_select_rows(label, count)
+        # The cache of the second Apache holds every stored image before its runs.
+        for hash_, _ in stored:
+            session().get(self.hot.url("/image/" + hash_), timeout=30)
         # The sendfile run needs no warm-up of its own: it follows the other two at the
         # same concurrency, on the same files.
         for c in self.p["conns"]:
-            for kind, prefix, memory, warm in (
-                    ("static_get", "/static/", False, True),
-                    ("module_get", "/image/", True, True),
-                    ("static_sendfile_get", "/static-sendfile/", False, False)):
-                self.warm_and_record(kind, label, c, self.get_load(prefix, hashfile, c),
-                                     memory=memory, warm=warm)
+            for kind, prefix, memory, warm, server in (
+                    ("static_get", "/static/", False, True, self.h),
+                    ("module_get", "/image/", True, True, self.h),
+                    ("module_get_hot", "/image/", True, True, self.hot),
+                    ("static_sendfile_get", "/static-sendfile/", False, False, self.h)):
+                self.warm_and_record(kind, label, c,
+                                     self.get_load(prefix, hashfile, c, server=server),
+                                     memory=memory, warm=warm, server=server)
         self.extra.setdefault("verify", {})[label] = {
             "module": verify_sample(self.h, stored, "/image/"),
             "static": verify_sample(self.h, stored, "/static/")}
@@ -261,6 +287,6 @@ class Bench:
             if label == "100k":
                 # Growth and cleanup reuse the 100 KB images just stored.
                 self.growth_phase(hashfile)
-        self.extra["httpd_unexpected_log_lines"] = self.h.judge()
+        self.extra["httpd_unexpected_log_lines"] = self.h.judge() + self.hot.judge()
 
 

@@ -59,6 +59,17 @@ def smaps_rollup(pid):
     return int(rss.group(1)) * 1024, int(pss.group(1)) * 1024
 
 
+def rss_shmem(pid):
+    """Resident shared memory of a process (bytes; RssShmem of /proc/<pid>/status): for an
+    Apache child, mostly the ImgStoreCache shmcb segment, which is the machine's once."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            m = re.search(r"^RssShmem:\s+(\d+) kB", f.read(), re.M)
+    except OSError:
+        return 0
+    return int(m.group(1)) * 1024 if m else 0
+
+
 def machine_busy_ticks():
     """(busy, total) jiffies of the whole machine from /proc/stat."""
     with open("/proc/stat") as f:
@@ -144,7 +155,7 @@ class Sampler(threading.Thread):
             rss = statm_rss(pid) if kind else None
             if rss is not None:
                 by_kind[kind].append(pid)
-                p = self.peak[kind].setdefault(pid, [0, 0])
+                p = self.peak[kind].setdefault(pid, [0, 0, 0])
                 p[0] = max(p[0], rss)
         backends = by_kind["pg_backend"]
         pss_now = list(by_kind["httpd_child"])
@@ -156,6 +167,8 @@ class Sampler(threading.Thread):
             if m:
                 p = self.peak[self._kind(pid)][pid]
                 p[0], p[1] = max(p[0], m[0]), max(p[1], m[1])
+                if self._kind(pid) == "httpd_child":
+                    p[2] = max(p[2], m[0] - rss_shmem(pid))
 
     def run(self):
         # A fixed cadence: the time a sample takes is deducted from the wait.
@@ -194,10 +207,12 @@ class Sampler(threading.Thread):
 def peak_summary(per_pid):
     """Peak RSS and PSS of the largest single process, and how many processes were seen."""
     if not per_pid:
-        return {"processes": 0, "peak_rss": 0, "peak_pss": 0}
+        return {"processes": 0, "peak_rss": 0, "peak_pss": 0, "peak_rss_private": 0}
     return {"processes": len(per_pid),
             "peak_rss": max(v[0] for v in per_pid.values()),
-            "peak_pss": max(v[1] for v in per_pid.values())}
+            "peak_pss": max(v[1] for v in per_pid.values()),
+            # RSS without shared memory (the cache, the scoreboard): what the child owns.
+            "peak_rss_private": max(v[2] for v in per_pid.values())}
 
 
 def httpd_children_rss(httpd_pid):

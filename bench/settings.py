@@ -30,6 +30,9 @@ RESCAN_EVERY = 10                    # samples between scans of /proc for new pr
 PSS_BACKENDS_PER_TICK = 4            # PostgreSQL backends whose PSS is read per sample
 RUN_DEADLINE = 15 * 60               # hard bound on the whole run (s), whatever the profile
 
+# PostgreSQL backends' glibc malloc, as ./dev run and docker/compose.yaml set it.
+PG_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": "16777216", "MALLOC_MMAP_THRESHOLD_": "4194304"}
+
 # Image sizes: label -> target bytes, and how many distinct stored images GETs spread over.
 SIZES = {"10k": (10_000, 400), "100k": (100_000, 200), "1m": (1_000_000, 60)}
 VARIANTS = 8  # distinct images per size (fixed seeds), uploaded round-robin

@@ -280,3 +280,13 @@ def cleanup_until_done(h, deadline_s):
     return total, time.monotonic() - t, calls
 
 
+
+
+def cache_counters(h):
+    """(CacheHits, CacheMisses) of an Apache's server-status (0, 0 without the module's)."""
+    try:
+        text = session().get(h.url("/server-status?auto"), timeout=10).text
+    except Exception:
+        return (0, 0)
+    got = dict(re.findall(r"^ImgStore(CacheHits|CacheMisses): (\d+)$", text, re.M))
+    return (int(got.get("CacheHits", 0)), int(got.get("CacheMisses", 0)))

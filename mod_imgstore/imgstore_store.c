@@ -92,6 +92,12 @@ static const char sql_delete_row[] =
 static const imgstore_stmt_t stmt_fetch_slice = {1, "imgstore_fetch_slice_v1", sql_fetch_slice, 3,
                                                  slice_types};
 
+/* The hot cache's check that a cached row is still live: never reads the ciphertext. */
+static const char sql_confirm[] = "SELECT 1 FROM imgstore_images WHERE id = $1 AND expires_at > $2";
+static const Oid confirm_types[2] = {OID_BYTEA, OID_INT8};
+static const imgstore_stmt_t stmt_confirm = {12, "imgstore_confirm_v1", sql_confirm, 2,
+                                             confirm_types};
+
 static const char sql_schema_version[] = "SELECT schema_version FROM imgstore_state";
 
 /* $3 is the slack that lets a timer firing a little early still win its own interval. */
@@ -571,6 +577,26 @@ imgstore_status_e imgstore_store_delete(PGconn *conn, apr_pool_t *p, const unsig
         st = classify(conn, p, res, err);
     } else if (strcmp(PQcmdTuples(res), "1") != 0) {
         st = IMGSTORE_NOTFOUND;
+    }
+    PQclear(res);
+    return st;
+}
+
+imgstore_status_e imgstore_store_confirm(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                         apr_int64_t now, const char **err)
+{
+    static const int formats[2] = {1, 1}, lengths[2] = {IMGSTORE_ID_BYTES, 8};
+    unsigned char now_be[8];
+    const char *values[2] = {(const char *)id, (const char *)now_be};
+    imgstore_status_e st;
+    PGresult *res;
+
+    imgstore_put_be64(now_be, now);
+    res = imgstore_stmt_exec(conn, &stmt_confirm, values, lengths, formats, FORMAT_BINARY);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = classify(conn, p, res, err);
+    } else {
+        st = PQntuples(res) == 1 ? IMGSTORE_OK : IMGSTORE_NOTFOUND;
     }
     PQclear(res);
     return st;

@@ -99,6 +99,13 @@ imgstore_status_e imgstore_store_delete_hash(PGconn *conn, apr_pool_t *p, const 
 imgstore_status_e imgstore_store_delete(PGconn *conn, apr_pool_t *p, const unsigned char *id,
                                         const unsigned char *hash, const char **err);
 
+/*
+ * The hot cache's check (mod_imgstore_cache.h): whether the row with this
+ * id is live at now, without reading its ciphertext. OK or NOTFOUND.
+ */
+imgstore_status_e imgstore_store_confirm(PGconn *conn, apr_pool_t *p, const unsigned char *id,
+                                         apr_int64_t now, const char **err);
+
 /* The schema version recorded by the migrations (SCHEMA if the tables are missing). */
 imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int *version,
                                                 const char **err);

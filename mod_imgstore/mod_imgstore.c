@@ -12,6 +12,7 @@
 
 #include <malloc.h>
 
+#include "mod_imgstore_cache.h"
 #include "mod_imgstore_cleanup.h"
 #include "mod_imgstore_config.h"
 #include "mod_imgstore_db.h"
@@ -115,6 +116,7 @@ static void imgstore_register_hooks(apr_pool_t *p)
     ap_hook_monitor(imgstore_expiry_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     imgstore_handler_register_hooks();
     imgstore_status_register_hooks();
+    imgstore_cache_register_hooks();
 }
 
 /* Not AP_DECLARE_MODULE: mod_imgstore_private.h has declared APLOG_USE_MODULE already. */

@@ -15,6 +15,7 @@
 #include "imgstore_keyfile.h"
 #include "imgstore_sniff.h"
 #include "imgstore_value.h"
+#include "mod_imgstore_cache.h"
 
 #define TTL_MAX (30 * 24 * 3600)
 #define MAX_SIZE_MAX ((apr_int64_t)1 << 30)
@@ -426,6 +427,10 @@ const command_rec imgstore_cmds[] = {
                   "100000000)"),
     AP_INIT_FLAG("ImgStoreUploadPage", set_upload_page, NULL, RSRC_CONF | ACCESS_CONF,
                  "Serve the upload page at GET <mount>/ (on or off, default on)"),
+    /* The hot image cache (mod_imgstore_cache.c). */
+    AP_INIT_TAKE1("ImgStoreCache", imgstore_cache_cmd, NULL, RSRC_CONF,
+                  "Keep sealed images in mod_socache: provider:args, e.g. shmcb:cache(67108864) "
+                  "(default: no cache)"),
     {NULL}};
 
 static int load_keys(apr_pool_t *pconf, server_rec *s, const imgstore_srv_conf_t *sc,

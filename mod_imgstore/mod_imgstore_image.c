@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "imgstore_image.h"
+#include "mod_imgstore_cache.h"
 #include "mod_imgstore_db.h"
 #include "mod_imgstore_expiry.h"
 #include "mod_imgstore_response.h"
@@ -22,11 +23,13 @@
 typedef struct {
     const unsigned char *token; /* the capability, decoded from the URL */
     const unsigned char *id;    /* its SHA-256: the row's key */
+    server_rec *s;              /* whose ImgStoreCache a miss fills */
     const imgstore_image_chain_t *chain;
     apr_int64_t now;
     apr_int64_t max_ciphertext;
     const imgstore_keyring_t *keyring; /* the keys of the request's server */
-    int spend; /* a GET, not a HEAD: an image with a view limit spends one */
+    int spend;       /* a GET, not a HEAD: an image with a view limit spends one */
+    int hit_limited; /* the cached row has a view limit */
     /* out */
     imgstore_fetched_t fetched; /* owns the plaintext, decrypted in place */
     const char *plain;
@@ -34,6 +37,7 @@ typedef struct {
     const char *content_type;
     imgstore_status_e opened;
     int key_id;
+    int gone; /* this GET spent the last view */
 } fetch_baton_t;
 
 /*
@@ -102,9 +106,45 @@ static void discard_fetched(fetch_baton_t *b)
     imgstore_store_fetched_free(&b->fetched);
 }
 
+/* Decrypt a row held by b->fetched in place. */
+static void open_row(fetch_baton_t *b, apr_pool_t *p, const imgstore_row_t *row)
+{
+    b->key_id = row->key_id;
+    b->content_type = apr_pstrdup(p, row->content_type);
+    /* The value's memory belongs to the fetch, which belongs to us now. */
+    b->plain = (const char *)row->ciphertext;
+    b->opened = imgstore_image_open(b->keyring, b->chain, b->token, b->id, row, imgstore_now(),
+                                    &b->plain_len);
+}
+
 /*
- * Runs while the connection is borrowed: fetch, then decrypt in place. The
- * result outlives the borrowed connection (PGresults are independent of it).
+ * After the open authenticated the image, a GET of an image with a view
+ * limit spends a view (the last one deletes the row). NOTFOUND: the others
+ * spent the last one, or it was deleted or expired meanwhile.
+ */
+static imgstore_status_e spend(PGconn *conn, apr_pool_t *p, fetch_baton_t *b, int limited,
+                               const char **err)
+{
+    apr_int64_t left;
+    imgstore_status_e st;
+
+    if (b->opened != IMGSTORE_OK || !limited || !b->spend) {
+        return IMGSTORE_OK;
+    }
+    st = imgstore_store_spend_view(conn, p, b->id, b->now, &left, err);
+    if (st != IMGSTORE_OK) {
+        discard_fetched(b);
+        b->plain = NULL;
+        return st;
+    }
+    b->gone = left == 0;
+    return IMGSTORE_OK;
+}
+
+/*
+ * Runs while the connection is borrowed: fetch, keep the sealed row in the
+ * cache, decrypt in place, spend the view. The result outlives the borrowed
+ * connection (PGresults are independent of it).
  */
 static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
 {
@@ -122,24 +162,60 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     if (st != IMGSTORE_OK) {
         return st;
     }
-    b->key_id = row.key_id;
-    b->content_type = apr_pstrdup(p, row.content_type);
-    /* The value's memory belongs to the fetch, which belongs to us now. */
-    b->plain = (const char *)row.ciphertext;
-    b->opened = imgstore_image_open(b->keyring, b->chain, b->token, b->id, &row, imgstore_now(),
-                                    &b->plain_len);
-    if (b->opened == IMGSTORE_OK && row.views_left > 0 && b->spend) {
-        apr_int64_t left;
+    imgstore_cache_put(b->s, p, &row);
+    open_row(b, p, &row);
+    return spend(conn, p, b, row.views_left > 0, err);
+}
 
-        /* Authenticated: now spend the view, or learn the others spent the last one. */
-        st = imgstore_store_spend_view(conn, p, b->id, b->now, &left, err);
+/*
+ * A cache hit, confirmed by the database in one statement that reads no
+ * ciphertext: a GET of an image with a view limit spends the view (opened
+ * first, as on a miss); anything else asks whether the row is live.
+ */
+static imgstore_status_e op_hit(PGconn *conn, apr_pool_t *p, void *baton, const char **err)
+{
+    fetch_baton_t *b = baton;
+
+    if (b->hit_limited && b->spend) {
+        return spend(conn, p, b, 1, err);
+    }
+    return imgstore_store_confirm(conn, p, b->id, b->now, err);
+}
+
+/*
+ * From the cache when it holds the row and the database confirms it; else
+ * from the database. NOTFOUND drops this host's copy.
+ */
+static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const char **err)
+{
+    imgstore_row_t row;
+    imgstore_status_e st;
+
+    if (imgstore_cache_get(r->server, r->pool, b->id, b->max_ciphertext, &b->fetched, &row) ==
+        IMGSTORE_OK) {
+        b->hit_limited = row.views_left > 0;
+        if (b->hit_limited && b->spend) {
+            open_row(b, r->pool, &row);
+        }
+        st = imgstore_db_run(r->server, r->pool, op_hit, b, err);
         if (st != IMGSTORE_OK) {
             discard_fetched(b);
             b->plain = NULL;
+            if (st == IMGSTORE_NOTFOUND) {
+                imgstore_cache_remove(r->server, r->pool, b->id);
+            }
             return st;
         }
+        if (!(b->hit_limited && b->spend)) {
+            open_row(b, r->pool, &row);
+        }
+        imgstore_status_count(IMGSTORE_COUNTER_CACHE_HITS, 1);
+        return IMGSTORE_OK;
     }
-    return IMGSTORE_OK;
+    if (imgstore_cache_enabled(r->server)) {
+        imgstore_status_count(IMGSTORE_COUNTER_CACHE_MISSES, 1);
+    }
+    return imgstore_db_run(r->server, r->pool, op_fetch, b, err);
 }
 
 int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)
@@ -164,18 +240,24 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     imgstore_token_id(token, id);
     b.token = token;
     b.id = id;
+    b.s = r->server;
     b.keyring = imgstore_conf_settings(r->server)->keyring;
     b.now = imgstore_now();
     b.max_ciphertext = imgstore_conf_max_size(dc) + IMGSTORE_TAG_BYTES;
     b.spend = !r->header_only;
-    st = imgstore_db_run(r->server, r->pool, op_fetch, &b, &err);
+    st = fetch_image(r, &b, &err);
     OPENSSL_cleanse(token, sizeof(token));
     if (st != IMGSTORE_OK) {
         return imgstore_response_fail(r, st, "no such image", err);
     }
+    if (b.gone) {
+        /* The last view: the row is gone, and so goes this host's copy. */
+        imgstore_cache_remove(r->server, r->pool, id);
+    }
     if (b.opened == IMGSTORE_NOKEY || b.opened == IMGSTORE_TAMPERED ||
         b.opened == IMGSTORE_INTERNAL) {
         discard_fetched(&b);
+        imgstore_cache_remove(r->server, r->pool, id);
         imgstore_status_count(IMGSTORE_COUNTER_TAG_FAILURES, 1);
         if (b.opened == IMGSTORE_NOKEY) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -193,6 +275,7 @@ int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const c
     if (b.opened != IMGSTORE_OK) {
         /* Expired since the query, or not a type this module serves. */
         discard_fetched(&b);
+        imgstore_cache_remove(r->server, r->pool, id);
         return imgstore_response_fail(r, b.opened, "no such image", NULL);
     }
 
@@ -265,6 +348,10 @@ int imgstore_image_delete(request_rec *r, const char *token_text)
         b.given = given;
     }
     st = imgstore_db_run(r->server, r->pool, op_delete, &b, &err);
+    if ((st == IMGSTORE_OK && !b.refused) || st == IMGSTORE_NOTFOUND) {
+        /* Gone from the database: gone from this host's cache (the others' hits ask it). */
+        imgstore_cache_remove(r->server, r->pool, id);
+    }
     if (st != IMGSTORE_OK) {
         return imgstore_response_fail(r, st, "no such image", err);
     }

@@ -24,7 +24,8 @@ static const char *const counter_names[IMGSTORE_COUNTER_COUNT] = {
     "Uploads",           "UploadBytes",      "Retrievals",          "RetrievalBytes",
     "RejectedMalformed", "RejectedNotFound", "RejectedMethod",      "RejectedTooLarge",
     "RejectedType",      "RejectedQuota",    "DatabaseUnavailable", "DatabaseErrors",
-    "TagFailures",       "CleanupPasses",    "RowsDeleted"};
+    "TagFailures",       "CleanupPasses",    "RowsDeleted",         "CacheHits",
+    "CacheMisses"};
 
 void imgstore_status_count(imgstore_counter_e which, apr_uint64_t n)
 {

@@ -25,6 +25,7 @@
 #include "mod_imgstore_db.h"
 #include "mod_imgstore_expiry.h"
 #include "mod_imgstore_response.h"
+#include "mod_imgstore_cache.h"
 #include "mod_imgstore_status.h"
 
 #define READ_BLOCK (64 * 1024)
@@ -543,6 +544,7 @@ int imgstore_upload_handle(request_rec *r, const imgstore_dir_conf_t *dc, const 
         return imgstore_response_fail(r, st, st == IMGSTORE_QUOTA ? "storage quota is full" : NULL,
                                       err);
     }
+    imgstore_cache_put(r->server, r->pool, &sealed.row);
     imgstore_token_encode(sealed.token, token_text);
     imgstore_token_encode(sealed.delete_token, delete_text);
     imgstore_image_wipe(&sealed);
