@@ -515,36 +515,6 @@ imgstore_expkey_keys_t *imgstore_expkey_keys_create(apr_pool_t *p)
     return k;
 }
 
-/*
- * HKDF-SHA256 in one of OpenSSL's modes; key is the IKM (extract modes) or
- * the PRK (expand only); salt and info may be NULL.
- */
-static int hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len,
-                const unsigned char *salt, size_t salt_len, const unsigned char *info,
-                size_t info_len, unsigned char out[32])
-{
-    OSSL_PARAM params[6], *pp = params;
-    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
-    int ok;
-
-    if (kctx == NULL) {
-        return 0;
-    }
-    *pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    *pp++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
-    if (salt != NULL) {
-        *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
-    }
-    if (info != NULL) {
-        *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
-    }
-    *pp = OSSL_PARAM_construct_end();
-    ok = EVP_KDF_derive(kctx, out, 32, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok;
-}
-
 const char *imgstore_expkey_keys_add(imgstore_expkey_keys_t *keys, int key_id,
                                      const unsigned char master[IMGSTORE_MASTER_KEY_BYTES])
 {
@@ -563,8 +533,9 @@ const char *imgstore_expkey_keys_add(imgstore_expkey_keys_t *keys, int key_id,
         return "too many keys";
     }
     e = &keys->keys[keys->nkeys];
-    if (!hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master, IMGSTORE_MASTER_KEY_BYTES,
-              (const unsigned char *)extract_label, sizeof(extract_label) - 1, NULL, 0, e->prk)) {
+    if (!imgstore_crypt_hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master,
+                             IMGSTORE_MASTER_KEY_BYTES, (const unsigned char *)extract_label,
+                             sizeof(extract_label) - 1, NULL, 0, e->prk)) {
         OPENSSL_cleanse(e->prk, sizeof(e->prk));
         return "HKDF-Extract failed";
     }
@@ -598,8 +569,8 @@ static int derive_key(const imgstore_expkey_keys_t *keys, const key_entry_t *ke,
     put_be(info + n, (apr_uint64_t)ke->key_id, 2);
     put_be(info + n + 2, e, 8);
     memcpy(info + n + 10, token, IMGSTORE_TOKEN_BYTES);
-    ok = hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ke->prk, sizeof(ke->prk), secret,
-              SB, info, sizeof(info), key);
+    ok = imgstore_crypt_hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ke->prk,
+                             sizeof(ke->prk), secret, SB, info, sizeof(info), key);
     OPENSSL_cleanse(info, sizeof(info));
     return ok;
 }
@@ -626,49 +597,6 @@ static size_t build_aad_v2(const imgstore_aad_t *aad, apr_uint64_t e, unsigned c
     return n + 8;
 }
 
-/*
- * One AES-256-GCM pass (enc: write the tag; !enc: check it). Written here
- * rather than shared: imgstore_crypt.c keeps its GCM step private.
- */
-static imgstore_status_e gcm_pass(const EVP_CIPHER *cipher, int enc, const unsigned char key[32],
-                                  const unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                                  const unsigned char *ad, size_t ad_len, const unsigned char *in,
-                                  apr_size_t len, unsigned char *out,
-                                  unsigned char tag[IMGSTORE_TAG_BYTES])
-{
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    imgstore_status_e rv = IMGSTORE_INTERNAL;
-    int outl;
-
-    if (ctx == NULL) {
-        return IMGSTORE_INTERNAL;
-    }
-    if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &outl, ad, (int)ad_len) != 1) {
-        goto done;
-    }
-    while (len > 0) {
-        int chunk = len > (apr_size_t)(INT_MAX / 2) ? INT_MAX / 2 : (int)len;
-        if (EVP_CipherUpdate(ctx, out, &outl, in, chunk) != 1) {
-            goto done;
-        }
-        in += chunk;
-        out += chunk;
-        len -= (apr_size_t)chunk;
-    }
-    if (enc) {
-        if (EVP_CipherFinal_ex(ctx, out, &outl) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-            rv = IMGSTORE_OK;
-        }
-    } else if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-        rv = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? IMGSTORE_OK : IMGSTORE_TAMPERED;
-    }
-done:
-    EVP_CIPHER_CTX_free(ctx);
-    return rv;
-}
-
 imgstore_status_e imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
                                        const unsigned char secret[SB], apr_uint64_t e,
                                        const unsigned char token[IMGSTORE_TOKEN_BYTES],
@@ -690,7 +618,7 @@ imgstore_status_e imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
         OPENSSL_cleanse(key, sizeof(key));
         return IMGSTORE_INTERNAL;
     }
-    rv = gcm_pass(keys->gcm, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
+    rv = imgstore_crypt_gcm(keys->gcm, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
     OPENSSL_cleanse(key, sizeof(key));
     return rv;
 }
@@ -723,7 +651,7 @@ imgstore_expkey_open(const imgstore_expkey_keys_t *keys, const unsigned char sec
         OPENSSL_cleanse(key, sizeof(key));
         return IMGSTORE_INTERNAL;
     }
-    rv = gcm_pass(keys->gcm, 0, key, nonce, ad, ad_len, ct, len, out, tag);
+    rv = imgstore_crypt_gcm(keys->gcm, 0, key, nonce, ad, ad_len, ct, len, out, tag);
     OPENSSL_cleanse(key, sizeof(key));
     if (rv != IMGSTORE_OK) {
         /* Never leave unauthenticated plaintext behind. */
