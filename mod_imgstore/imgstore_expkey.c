@@ -1,4 +1,5 @@
 #include "imgstore_expkey.h"
+#include "imgstore_keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,28 +214,22 @@ static imgstore_status_e file_load(apr_pool_t *p, const char *path, uid_t owner_
     apr_uint32_t fperiod;
     struct stat sb;
     size_t n = 0;
-    int fd;
+    int fd, open_errno;
 
     *missing = 0;
     *reason = NULL;
     memset(st, 0, sizeof(*st));
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    fd = imgstore_keyfile_open(p, path, O_NOFOLLOW, &sb, &err, &open_errno);
     if (fd < 0) {
-        if (errno == ELOOP) {
+        if (open_errno == ELOOP) {
             err = "is a symbolic link (name the file itself: it is replaced at each rewrite)";
         } else {
-            *missing = errno == ENOENT;
-            err = apr_psprintf(p, "cannot be opened: %s", strerror(errno));
+            *missing = open_errno == ENOENT;
         }
         *reason = apr_psprintf(p, "%s %s", path, err);
         return IMGSTORE_INVALID;
     }
-    /* Checked on the descriptor, so what we verify is what we read. */
-    if (fstat(fd, &sb) != 0) {
-        err = apr_psprintf(p, "cannot be examined: %s", strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        err = "is not a regular file";
-    } else if (sb.st_uid != owner_uid) {
+    if (sb.st_uid != owner_uid) {
         err = apr_psprintf(p, "is owned by uid %ld, not by uid %ld (chown it)", (long)sb.st_uid,
                            (long)owner_uid);
     } else if ((sb.st_mode & 07177) != 0) {
@@ -243,24 +238,10 @@ static imgstore_status_e file_load(apr_pool_t *p, const char *path, uid_t owner_
     } else if (sb.st_size != IMGSTORE_EXPKEY_FILE_BYTES) {
         err = apr_psprintf(p, "has the wrong size (%ld bytes, an expiry-key file has %d)",
                            (long)sb.st_size, IMGSTORE_EXPKEY_FILE_BYTES);
-    }
-    while (err == NULL && n < sizeof(buf)) {
-        ssize_t got = read(fd, buf + n, sizeof(buf) - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            err = apr_psprintf(p, "cannot be read: %s", strerror(errno));
-        }
-        if (got <= 0) {
-            break;
-        }
-        n += (size_t)got;
+    } else {
+        err = imgstore_keyfile_read(p, fd, buf, sizeof(buf), IMGSTORE_EXPKEY_FILE_BYTES, &n);
     }
     close(fd);
-    if (err == NULL && n != IMGSTORE_EXPKEY_FILE_BYTES) {
-        err = "changed size while being read";
-    }
     if (err == NULL) {
         file_checksum(buf, sum);
         fperiod = (apr_uint32_t)get_be(buf + 12, 4);
