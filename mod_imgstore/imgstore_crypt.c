@@ -60,10 +60,11 @@ imgstore_keyring_t *imgstore_keyring_create(apr_pool_t *p)
     return kr;
 }
 
-static int hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len,
-                const unsigned char *salt_or_info, size_t sl, unsigned char out[PRK_BYTES])
+int imgstore_crypt_hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len,
+                        const unsigned char *salt, size_t salt_len, const unsigned char *info,
+                        size_t info_len, unsigned char out[IMGSTORE_CRYPT_KEY_BYTES])
 {
-    OSSL_PARAM params[5], *pp = params;
+    OSSL_PARAM params[6], *pp = params;
     EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
     int ok;
 
@@ -73,11 +74,14 @@ static int hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len
     *pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
     *pp++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
     *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
-    *pp++ = OSSL_PARAM_construct_octet_string(
-        mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY ? OSSL_KDF_PARAM_SALT : OSSL_KDF_PARAM_INFO,
-        (void *)salt_or_info, sl);
+    if (salt != NULL) {
+        *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
+    }
+    if (info != NULL) {
+        *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+    }
     *pp = OSSL_PARAM_construct_end();
-    ok = EVP_KDF_derive(kctx, out, PRK_BYTES, params) == 1;
+    ok = EVP_KDF_derive(kctx, out, IMGSTORE_CRYPT_KEY_BYTES, params) == 1;
     EVP_KDF_CTX_free(kctx);
     return ok;
 }
@@ -97,8 +101,9 @@ const char *imgstore_keyring_add(imgstore_keyring_t *kr, int key_id,
         return "too many keys";
     }
     e = &kr->keys[kr->nkeys];
-    if (!hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master, IMGSTORE_MASTER_KEY_BYTES,
-              (const unsigned char *)extract_salt, sizeof(extract_salt) - 1, e->prk)) {
+    if (!imgstore_crypt_hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master,
+                             IMGSTORE_MASTER_KEY_BYTES, (const unsigned char *)extract_salt,
+                             sizeof(extract_salt) - 1, NULL, 0, e->prk)) {
         OPENSSL_cleanse(e->prk, sizeof(e->prk));
         return "HKDF-Extract failed";
     }
@@ -141,7 +146,8 @@ static int derive_image_key(const imgstore_keyring_t *kr, const keyring_entry_t 
     imgstore_put_be(info + n, (apr_uint64_t)e->key_id, 2);
     n += 2;
     memcpy(info + n, token, IMGSTORE_TOKEN_BYTES);
-    ok = hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXPAND_ONLY, e->prk, PRK_BYTES, info, sizeof(info), key);
+    ok = imgstore_crypt_hkdf(kr->hkdf, EVP_KDF_HKDF_MODE_EXPAND_ONLY, e->prk, PRK_BYTES, NULL, 0,
+                             info, sizeof(info), key);
     OPENSSL_cleanse(info, sizeof(info));
     return ok;
 }
@@ -167,13 +173,12 @@ static size_t build_aad(const imgstore_aad_t *aad, unsigned char out[AAD_MAX])
     return n + 8;
 }
 
-/* One GCM pass; enc selects direction. The tag is written (enc) or checked (!enc). */
-static imgstore_status_e gcm(const imgstore_keyring_t *kr, int enc,
-                             const unsigned char key[PRK_BYTES],
-                             const unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                             const unsigned char *aad, size_t aad_len, const unsigned char *in,
-                             apr_size_t len, unsigned char *out,
-                             unsigned char tag[IMGSTORE_TAG_BYTES])
+imgstore_status_e imgstore_crypt_gcm(const EVP_CIPHER *cipher, int enc,
+                                     const unsigned char key[IMGSTORE_CRYPT_KEY_BYTES],
+                                     const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                                     const unsigned char *aad, size_t aad_len,
+                                     const unsigned char *in, apr_size_t len, unsigned char *out,
+                                     unsigned char tag[IMGSTORE_TAG_BYTES])
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     imgstore_status_e st = IMGSTORE_INTERNAL;
@@ -182,7 +187,7 @@ static imgstore_status_e gcm(const imgstore_keyring_t *kr, int enc,
     if (ctx == NULL) {
         return IMGSTORE_INTERNAL;
     }
-    if (EVP_CipherInit_ex2(ctx, kr->gcm, key, nonce, enc, NULL) != 1 ||
+    if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1 ||
         EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1) {
         goto done;
     }
@@ -232,7 +237,7 @@ imgstore_status_e imgstore_crypt_seal(const imgstore_keyring_t *kr,
         OPENSSL_cleanse(key, sizeof(key));
         return IMGSTORE_INTERNAL;
     }
-    st = gcm(kr, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
+    st = imgstore_crypt_gcm(kr->gcm, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
     OPENSSL_cleanse(key, sizeof(key));
     return st;
 }
@@ -265,7 +270,7 @@ imgstore_crypt_open(const imgstore_keyring_t *kr, const unsigned char token[IMGS
         OPENSSL_cleanse(key, sizeof(key));
         return IMGSTORE_INTERNAL;
     }
-    st = gcm(kr, 0, key, nonce, ad, ad_len, ct, len, out, tag);
+    st = imgstore_crypt_gcm(kr->gcm, 0, key, nonce, ad, ad_len, ct, len, out, tag);
     OPENSSL_cleanse(key, sizeof(key));
     if (st != IMGSTORE_OK) {
         /* Never leave unauthenticated plaintext behind. */

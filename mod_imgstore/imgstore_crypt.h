@@ -23,6 +23,8 @@
 
 #include <apr_pools.h>
 
+#include <openssl/types.h>
+
 #include "imgstore_status.h"
 #include "imgstore_token.h"
 
@@ -31,6 +33,7 @@
 #define IMGSTORE_TAG_BYTES 16
 #define IMGSTORE_AAD_VERSION 1
 #define IMGSTORE_KEY_ID_MAX 32767
+#define IMGSTORE_CRYPT_KEY_BYTES 32
 
 typedef struct imgstore_keyring_t imgstore_keyring_t;
 
@@ -72,5 +75,29 @@ imgstore_status_e
 imgstore_crypt_open(const imgstore_keyring_t *kr, const unsigned char token[IMGSTORE_TOKEN_BYTES],
                     const imgstore_aad_t *aad, const unsigned char nonce[IMGSTORE_NONCE_BYTES],
                     const unsigned char *ct, apr_size_t ct_len, unsigned char *out);
+
+/*
+ * The primitives both sealing formats (v1 here, v2 in imgstore_expkey.c) use.
+ *
+ * HKDF-SHA256 in one of OpenSSL's EVP_KDF_HKDF_MODE_* modes, 32 bytes out:
+ * key is the IKM (extract modes) or the PRK (expand only); salt and info may
+ * be NULL. 1 on success, 0 on failure.
+ */
+int imgstore_crypt_hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len,
+                        const unsigned char *salt, size_t salt_len, const unsigned char *info,
+                        size_t info_len, unsigned char out[IMGSTORE_CRYPT_KEY_BYTES]);
+
+/*
+ * One AES-256-GCM pass of cipher (a fetched "AES-256-GCM") over in[0..len)
+ * into out (may equal in), with aad as associated data. enc writes the tag,
+ * !enc checks it: IMGSTORE_OK, IMGSTORE_TAMPERED (the tag did not verify) or
+ * IMGSTORE_INTERNAL. On failure out must not be used.
+ */
+imgstore_status_e imgstore_crypt_gcm(const EVP_CIPHER *cipher, int enc,
+                                     const unsigned char key[IMGSTORE_CRYPT_KEY_BYTES],
+                                     const unsigned char nonce[IMGSTORE_NONCE_BYTES],
+                                     const unsigned char *aad, size_t aad_len,
+                                     const unsigned char *in, apr_size_t len, unsigned char *out,
+                                     unsigned char tag[IMGSTORE_TAG_BYTES]);
 
 #endif

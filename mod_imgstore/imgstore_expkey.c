@@ -1,4 +1,5 @@
 #include "imgstore_expkey.h"
+#include "imgstore_keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,28 +214,22 @@ static imgstore_status_e file_load(apr_pool_t *p, const char *path, uid_t owner_
     apr_uint32_t fperiod;
     struct stat sb;
     size_t n = 0;
-    int fd;
+    int fd, open_errno;
 
     *missing = 0;
     *reason = NULL;
     memset(st, 0, sizeof(*st));
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    fd = imgstore_keyfile_open(p, path, O_NOFOLLOW, &sb, &err, &open_errno);
     if (fd < 0) {
-        if (errno == ELOOP) {
+        if (open_errno == ELOOP) {
             err = "is a symbolic link (name the file itself: it is replaced at each rewrite)";
         } else {
-            *missing = errno == ENOENT;
-            err = apr_psprintf(p, "cannot be opened: %s", strerror(errno));
+            *missing = open_errno == ENOENT;
         }
         *reason = apr_psprintf(p, "%s %s", path, err);
         return IMGSTORE_INVALID;
     }
-    /* Checked on the descriptor, so what we verify is what we read. */
-    if (fstat(fd, &sb) != 0) {
-        err = apr_psprintf(p, "cannot be examined: %s", strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        err = "is not a regular file";
-    } else if (sb.st_uid != owner_uid) {
+    if (sb.st_uid != owner_uid) {
         err = apr_psprintf(p, "is owned by uid %ld, not by uid %ld (chown it)", (long)sb.st_uid,
                            (long)owner_uid);
     } else if ((sb.st_mode & 07177) != 0) {
@@ -243,24 +238,10 @@ static imgstore_status_e file_load(apr_pool_t *p, const char *path, uid_t owner_
     } else if (sb.st_size != IMGSTORE_EXPKEY_FILE_BYTES) {
         err = apr_psprintf(p, "has the wrong size (%ld bytes, an expiry-key file has %d)",
                            (long)sb.st_size, IMGSTORE_EXPKEY_FILE_BYTES);
-    }
-    while (err == NULL && n < sizeof(buf)) {
-        ssize_t got = read(fd, buf + n, sizeof(buf) - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            err = apr_psprintf(p, "cannot be read: %s", strerror(errno));
-        }
-        if (got <= 0) {
-            break;
-        }
-        n += (size_t)got;
+    } else {
+        err = imgstore_keyfile_read(p, fd, buf, sizeof(buf), IMGSTORE_EXPKEY_FILE_BYTES, &n);
     }
     close(fd);
-    if (err == NULL && n != IMGSTORE_EXPKEY_FILE_BYTES) {
-        err = "changed size while being read";
-    }
     if (err == NULL) {
         file_checksum(buf, sum);
         fperiod = (apr_uint32_t)get_be(buf + 12, 4);
@@ -515,36 +496,6 @@ imgstore_expkey_keys_t *imgstore_expkey_keys_create(apr_pool_t *p)
     return k;
 }
 
-/*
- * HKDF-SHA256 in one of OpenSSL's modes; key is the IKM (extract modes) or
- * the PRK (expand only); salt and info may be NULL.
- */
-static int hkdf(EVP_KDF *kdf, int mode, const unsigned char *key, size_t key_len,
-                const unsigned char *salt, size_t salt_len, const unsigned char *info,
-                size_t info_len, unsigned char out[32])
-{
-    OSSL_PARAM params[6], *pp = params;
-    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
-    int ok;
-
-    if (kctx == NULL) {
-        return 0;
-    }
-    *pp++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    *pp++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-    *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
-    if (salt != NULL) {
-        *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
-    }
-    if (info != NULL) {
-        *pp++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
-    }
-    *pp = OSSL_PARAM_construct_end();
-    ok = EVP_KDF_derive(kctx, out, 32, params) == 1;
-    EVP_KDF_CTX_free(kctx);
-    return ok;
-}
-
 const char *imgstore_expkey_keys_add(imgstore_expkey_keys_t *keys, int key_id,
                                      const unsigned char master[IMGSTORE_MASTER_KEY_BYTES])
 {
@@ -563,8 +514,9 @@ const char *imgstore_expkey_keys_add(imgstore_expkey_keys_t *keys, int key_id,
         return "too many keys";
     }
     e = &keys->keys[keys->nkeys];
-    if (!hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master, IMGSTORE_MASTER_KEY_BYTES,
-              (const unsigned char *)extract_label, sizeof(extract_label) - 1, NULL, 0, e->prk)) {
+    if (!imgstore_crypt_hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_ONLY, master,
+                             IMGSTORE_MASTER_KEY_BYTES, (const unsigned char *)extract_label,
+                             sizeof(extract_label) - 1, NULL, 0, e->prk)) {
         OPENSSL_cleanse(e->prk, sizeof(e->prk));
         return "HKDF-Extract failed";
     }
@@ -598,8 +550,8 @@ static int derive_key(const imgstore_expkey_keys_t *keys, const key_entry_t *ke,
     put_be(info + n, (apr_uint64_t)ke->key_id, 2);
     put_be(info + n + 2, e, 8);
     memcpy(info + n + 10, token, IMGSTORE_TOKEN_BYTES);
-    ok = hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ke->prk, sizeof(ke->prk), secret,
-              SB, info, sizeof(info), key);
+    ok = imgstore_crypt_hkdf(keys->hkdf, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ke->prk,
+                             sizeof(ke->prk), secret, SB, info, sizeof(info), key);
     OPENSSL_cleanse(info, sizeof(info));
     return ok;
 }
@@ -626,49 +578,6 @@ static size_t build_aad_v2(const imgstore_aad_t *aad, apr_uint64_t e, unsigned c
     return n + 8;
 }
 
-/*
- * One AES-256-GCM pass (enc: write the tag; !enc: check it). Written here
- * rather than shared: imgstore_crypt.c keeps its GCM step private.
- */
-static imgstore_status_e gcm_pass(const EVP_CIPHER *cipher, int enc, const unsigned char key[32],
-                                  const unsigned char nonce[IMGSTORE_NONCE_BYTES],
-                                  const unsigned char *ad, size_t ad_len, const unsigned char *in,
-                                  apr_size_t len, unsigned char *out,
-                                  unsigned char tag[IMGSTORE_TAG_BYTES])
-{
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    imgstore_status_e rv = IMGSTORE_INTERNAL;
-    int outl;
-
-    if (ctx == NULL) {
-        return IMGSTORE_INTERNAL;
-    }
-    if (EVP_CipherInit_ex2(ctx, cipher, key, nonce, enc, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, NULL, &outl, ad, (int)ad_len) != 1) {
-        goto done;
-    }
-    while (len > 0) {
-        int chunk = len > (apr_size_t)(INT_MAX / 2) ? INT_MAX / 2 : (int)len;
-        if (EVP_CipherUpdate(ctx, out, &outl, in, chunk) != 1) {
-            goto done;
-        }
-        in += chunk;
-        out += chunk;
-        len -= (apr_size_t)chunk;
-    }
-    if (enc) {
-        if (EVP_CipherFinal_ex(ctx, out, &outl) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-            rv = IMGSTORE_OK;
-        }
-    } else if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, IMGSTORE_TAG_BYTES, tag) == 1) {
-        rv = EVP_CipherFinal_ex(ctx, out, &outl) == 1 ? IMGSTORE_OK : IMGSTORE_TAMPERED;
-    }
-done:
-    EVP_CIPHER_CTX_free(ctx);
-    return rv;
-}
-
 imgstore_status_e imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
                                        const unsigned char secret[SB], apr_uint64_t e,
                                        const unsigned char token[IMGSTORE_TOKEN_BYTES],
@@ -690,7 +599,7 @@ imgstore_status_e imgstore_expkey_seal(const imgstore_expkey_keys_t *keys,
         OPENSSL_cleanse(key, sizeof(key));
         return IMGSTORE_INTERNAL;
     }
-    rv = gcm_pass(keys->gcm, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
+    rv = imgstore_crypt_gcm(keys->gcm, 1, key, nonce, ad, ad_len, buf, len, buf, buf + len);
     OPENSSL_cleanse(key, sizeof(key));
     return rv;
 }
@@ -723,7 +632,7 @@ imgstore_expkey_open(const imgstore_expkey_keys_t *keys, const unsigned char sec
         OPENSSL_cleanse(key, sizeof(key));
         return IMGSTORE_INTERNAL;
     }
-    rv = gcm_pass(keys->gcm, 0, key, nonce, ad, ad_len, ct, len, out, tag);
+    rv = imgstore_crypt_gcm(keys->gcm, 0, key, nonce, ad, ad_len, ct, len, out, tag);
     OPENSSL_cleanse(key, sizeof(key));
     if (rv != IMGSTORE_OK) {
         /* Never leave unauthenticated plaintext behind. */

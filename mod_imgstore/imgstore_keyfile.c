@@ -55,6 +55,51 @@ static const char *parse_key(const unsigned char *buf, size_t n,
     return NULL;
 }
 
+int imgstore_keyfile_open(apr_pool_t *p, const char *path, int flags, struct stat *sb,
+                          const char **err, int *open_errno)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
+
+    if (open_errno != NULL) {
+        *open_errno = fd < 0 ? errno : 0;
+    }
+    if (fd < 0) {
+        *err = apr_psprintf(p, "cannot be opened: %s", strerror(errno));
+        return -1;
+    }
+    /* Checked on the descriptor, so what we verify is what we read. */
+    if (fstat(fd, sb) != 0) {
+        *err = apr_psprintf(p, "cannot be examined: %s", strerror(errno));
+    } else if (!S_ISREG(sb->st_mode)) {
+        *err = "is not a regular file";
+    } else {
+        *err = NULL;
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+const char *imgstore_keyfile_read(apr_pool_t *p, int fd, unsigned char *buf, size_t cap,
+                                  size_t expected, size_t *n)
+{
+    *n = 0;
+    while (*n < cap) {
+        ssize_t got = read(fd, buf + *n, cap - *n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            return apr_psprintf(p, "cannot be read: %s", strerror(errno));
+        }
+        if (got == 0) {
+            break;
+        }
+        *n += (size_t)got;
+    }
+    return *n == expected ? NULL : "changed size while being read";
+}
+
 const char *imgstore_keyfile_load(apr_pool_t *p, const char *path, uid_t allowed_uid,
                                   unsigned char key[IMGSTORE_MASTER_KEY_BYTES])
 {
@@ -66,16 +111,11 @@ const char *imgstore_keyfile_load(apr_pool_t *p, const char *path, uid_t allowed
 
     /* Whatever happens below, the caller never sees a partial key. */
     memset(key, 0, IMGSTORE_MASTER_KEY_BYTES);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    fd = imgstore_keyfile_open(p, path, 0, &st, &err, NULL);
     if (fd < 0) {
-        return apr_psprintf(p, "cannot be opened: %s", strerror(errno));
+        return err;
     }
-    /* Checked on the descriptor, so what we verify is what we read. */
-    if (fstat(fd, &st) != 0) {
-        err = apr_psprintf(p, "cannot be examined: %s", strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        err = "is not a regular file";
-    } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
         err = apr_psprintf(p, "is accessible to group or others (mode %04o); chmod 0400 it",
                            (unsigned)(st.st_mode & 07777));
     } else if (st.st_uid != 0 && st.st_uid != allowed_uid) {
@@ -88,24 +128,10 @@ const char *imgstore_keyfile_load(apr_pool_t *p, const char *path, uid_t allowed
                            "has the wrong size (%ld bytes): it must hold 32 raw bytes or 64 "
                            "hex digits",
                            (long)st.st_size);
-    }
-    while (err == NULL && n < sizeof(buf)) {
-        ssize_t got = read(fd, buf + n, sizeof(buf) - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            err = apr_psprintf(p, "cannot be read: %s", strerror(errno));
-        }
-        if (got <= 0) {
-            break;
-        }
-        n += (size_t)got;
+    } else {
+        err = imgstore_keyfile_read(p, fd, buf, sizeof(buf), (size_t)st.st_size, &n);
     }
     close(fd);
-    if (err == NULL && n != (size_t)st.st_size) {
-        err = "changed size while being read";
-    }
     if (err == NULL) {
         err = parse_key(buf, n, key);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "imgstore_pixels.h"
+#include "imgstore_sniff.h"
 
 static apr_uint32_t be16(const unsigned char *p)
 {
@@ -143,28 +144,6 @@ static void pixels_png(const unsigned char *buf, apr_size_t len, pixel_count *c)
     }
 }
 
-static int gif_skip_sub_blocks(const unsigned char *buf, apr_size_t len, apr_size_t *pos)
-{
-    apr_size_t p = *pos;
-
-    for (;;) {
-        apr_size_t n;
-
-        if (p >= len) {
-            return 0;
-        }
-        n = buf[p++];
-        if (n == 0) {
-            *pos = p;
-            return 1;
-        }
-        if (n > len - p) {
-            return 0;
-        }
-        p += n;
-    }
-}
-
 /* Screen: "GIF89a" w(2) h(2) ...; descriptor: 2C x(2) y(2) w(2) h(2) flags */
 static void pixels_gif(const unsigned char *buf, apr_size_t len, pixel_count *c)
 {
@@ -194,7 +173,7 @@ static void pixels_gif(const unsigned char *buf, apr_size_t len, pixel_count *c)
                 return;
             }
             pos++;
-            if (!gif_skip_sub_blocks(buf, len, &pos)) {
+            if (!imgstore_gif_skip_sub_blocks(buf, len, &pos)) {
                 return;
             }
         } else if (block == 0x2C) {
@@ -218,7 +197,7 @@ static void pixels_gif(const unsigned char *buf, apr_size_t len, pixel_count *c)
                 return;
             }
             pos++;
-            if (!gif_skip_sub_blocks(buf, len, &pos)) {
+            if (!imgstore_gif_skip_sub_blocks(buf, len, &pos)) {
                 return;
             }
         } else {

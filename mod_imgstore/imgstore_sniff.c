@@ -161,8 +161,7 @@ static imgstore_type_e sniff_jpeg(const unsigned char *buf, apr_size_t len)
     }
 }
 
-/* GIF data sub-blocks: size byte (1-255) and data, ended by a zero size. */
-static int gif_skip_sub_blocks(const unsigned char *buf, apr_size_t len, apr_size_t *pos)
+int imgstore_gif_skip_sub_blocks(const unsigned char *buf, apr_size_t len, apr_size_t *pos)
 {
     apr_size_t p = *pos;
 
@@ -222,7 +221,7 @@ static imgstore_type_e sniff_gif(const unsigned char *buf, apr_size_t len)
                 return IMGSTORE_TYPE_NONE;
             }
             pos++; /* label */
-            if (!gif_skip_sub_blocks(buf, len, &pos)) {
+            if (!imgstore_gif_skip_sub_blocks(buf, len, &pos)) {
                 return IMGSTORE_TYPE_NONE;
             }
         } else if (block == 0x2C) {
@@ -251,7 +250,7 @@ static imgstore_type_e sniff_gif(const unsigned char *buf, apr_size_t len)
             if (lzw < 1 || lzw > 11) {
                 return IMGSTORE_TYPE_NONE;
             }
-            if (!gif_skip_sub_blocks(buf, len, &pos)) {
+            if (!imgstore_gif_skip_sub_blocks(buf, len, &pos)) {
                 return IMGSTORE_TYPE_NONE;
             }
             images++;

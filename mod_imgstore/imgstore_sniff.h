@@ -51,4 +51,11 @@ imgstore_type_e imgstore_type_parse(const char *name);
 /* Inverse of imgstore_type_mime (exact match); NONE when unknown. */
 imgstore_type_e imgstore_type_from_mime(const char *mime);
 
+/*
+ * GIF data sub-blocks (size byte 1-255 and data, ended by a zero size) from
+ * buf[*pos]: 1 with *pos just past the terminator, or 0 (*pos unchanged) if
+ * they run past len. Shared by the sniffer, the pixel reader and the stripper.
+ */
+int imgstore_gif_skip_sub_blocks(const unsigned char *buf, apr_size_t len, apr_size_t *pos);
+
 #endif

@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include "imgstore_sniff.h"
 #include "imgstore_strip.h"
 
 /* What a format walk found. */
@@ -469,29 +470,6 @@ static int strip_webp(const unsigned char *in, apr_size_t len, unsigned char *ou
     return 1;
 }
 
-/* GIF data sub-blocks from *pos up to and including the zero terminator. */
-static int gif_skip_sub_blocks(const unsigned char *in, apr_size_t len, apr_size_t *pos)
-{
-    apr_size_t p = *pos;
-
-    for (;;) {
-        apr_size_t n;
-
-        if (p >= len) {
-            return 0;
-        }
-        n = in[p++];
-        if (n == 0) {
-            *pos = p;
-            return 1;
-        }
-        if (n > len - p) {
-            return 0;
-        }
-        p += n;
-    }
-}
-
 /*
  *   header(6) screen(7) [GCT] | 21 label sub-blocks 00 | 2C descriptor [LCT] lzw
  *   sub-blocks 00 | ... | 3B
@@ -537,7 +515,7 @@ static int strip_gif(const unsigned char *in, apr_size_t len, unsigned char *out
                 return 0;
             }
             label = in[pos++];
-            if (!gif_skip_sub_blocks(in, len, &pos)) {
+            if (!imgstore_gif_skip_sub_blocks(in, len, &pos)) {
                 return 0;
             }
             if (label == 0xFE) {
@@ -573,7 +551,7 @@ static int strip_gif(const unsigned char *in, apr_size_t len, unsigned char *out
                 return 0;
             }
             pos++; /* LZW minimum code size */
-            if (!gif_skip_sub_blocks(in, len, &pos)) {
+            if (!imgstore_gif_skip_sub_blocks(in, len, &pos)) {
                 return 0;
             }
             emit(out, &w, in, start, pos - start);

@@ -142,24 +142,6 @@ const char *imgstore_value_parse_ttl(const char *s, apr_int64_t max, apr_int64_t
     return NULL;
 }
 
-const char *imgstore_value_parse_views(const char *s, apr_int64_t *views)
-{
-    apr_int64_t v;
-    const char *end, *err = parse_digits(s, &v, &end);
-
-    if (err != NULL) {
-        return err;
-    }
-    if (*end != '\0') {
-        return "not a number";
-    }
-    if (v < 1 || v > IMGSTORE_VALUE_MAX_VIEWS) {
-        return "out of range";
-    }
-    *views = v;
-    return NULL;
-}
-
 const char *imgstore_value_parse_count(const char *s, apr_int64_t *n)
 {
     apr_int64_t v;
@@ -172,6 +154,21 @@ const char *imgstore_value_parse_count(const char *s, apr_int64_t *n)
         return "not a number";
     }
     *n = v;
+    return NULL;
+}
+
+const char *imgstore_value_parse_views(const char *s, apr_int64_t *views)
+{
+    apr_int64_t v;
+    const char *err = imgstore_value_parse_count(s, &v);
+
+    if (err != NULL) {
+        return err;
+    }
+    if (v < 1 || v > IMGSTORE_VALUE_MAX_VIEWS) {
+        return "out of range";
+    }
+    *views = v;
     return NULL;
 }
 
