@@ -110,7 +110,8 @@ static const char sql_claim_force[] = "UPDATE imgstore_state SET last_cleanup = 
  * One batch of cleanup: the oldest expired rows after the cursor ($4, $5),
  * at most $2 of them and, past the first, no more than $3 bytes in all. No
  * row locks are taken beforehand (FOR UPDATE would need UPDATE rights): a
- * row another pass deletes first is simply gone.
+ * row another pass deletes first is simply gone. The deleted ids come back,
+ * for the caller's cache (imgstore_store_purge_t.gone).
  */
 #define SQL_PICK                                                                                   \
     " FROM imgstore_images WHERE expires_at <= $1 AND expires_at >= $4"                            \
@@ -118,10 +119,9 @@ static const char sql_claim_force[] = "UPDATE imgstore_state SET last_cleanup = 
 static const char sql_delete_batch[] =
     "WITH pick AS (SELECT id, row_number() OVER w AS n, sum(size) OVER w AS bytes" SQL_PICK
     "   WINDOW w AS (ORDER BY expires_at, id ROWS UNBOUNDED PRECEDING)"
-    "   ORDER BY expires_at, id LIMIT $2),"
-    " gone AS (DELETE FROM imgstore_images WHERE id IN"
-    "   (SELECT id FROM pick WHERE n = 1 OR bytes <= $3) RETURNING 1)"
-    " SELECT count(*) FROM gone";
+    "   ORDER BY expires_at, id LIMIT $2)"
+    " DELETE FROM imgstore_images WHERE id IN"
+    "   (SELECT id FROM pick WHERE n = 1 OR bytes <= $3) RETURNING id";
 /* The row a one-row batch could not delete in time: the cursor moves past it. */
 static const char sql_skip_one[] =
     "SELECT expires_at, id" SQL_PICK " AND $2::int8 > 0 AND $3::int8 >= 0"
@@ -680,6 +680,25 @@ static imgstore_status_e skip_one(PGconn *conn, apr_pool_t *p, const Oid *types,
     return st;
 }
 
+/*
+ * Hands the ids of one committed batch (a result of sql_delete_batch) to
+ * pu->gone, through ids: room for a whole batch.
+ */
+static void report_gone(const imgstore_store_purge_t *pu, const PGresult *res,
+                        const unsigned char **ids)
+{
+    int i, k = 0, n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        if (PQgetlength(res, i, 0) == IMGSTORE_ID_BYTES) {
+            ids[k++] = (const unsigned char *)PQgetvalue(res, i, 0);
+        }
+    }
+    if (k > 0) {
+        pu->gone(pu->gone_ctx, ids, k);
+    }
+}
+
 imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                                 imgstore_store_purge_t *pu, const char **err)
 {
@@ -697,6 +716,7 @@ imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr
     int max_rows = pu->rows > 0 ? pu->rows : 1;
     imgstore_status_e st = IMGSTORE_OK;
     const char *begin;
+    const unsigned char **ids = NULL; /* for pu->gone, allocated at its first batch */
 
     timeout_ms = timeout_ms < 100 ? 100 : timeout_ms > 10000 ? 10000 : timeout_ms;
     begin = apr_psprintf(p,
@@ -730,8 +750,7 @@ imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr
             break;
         }
         res = exec(conn, sql_delete_batch, 5, types, values, lengths, formats);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-            PQgetlength(res, 0, 0) != 8) {
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             int retry = timed_out(res);
 
             st = classify(conn, p, res, err);
@@ -755,12 +774,20 @@ imgstore_status_e imgstore_store_delete_expired(PGconn *conn, apr_pool_t *p, apr
             pu->skipped++;
             continue;
         }
-        n = (apr_int64_t)imgstore_be64((const unsigned char *)PQgetvalue(res, 0, 0));
-        PQclear(res);
+        n = PQntuples(res);
         st = run_simple(conn, p, "COMMIT", err);
         if (st != IMGSTORE_OK) {
+            PQclear(res);
             break;
         }
+        /* Only a committed delete is told: a failed COMMIT keeps the rows. */
+        if (pu->gone != NULL && n > 0) {
+            if (ids == NULL) {
+                ids = apr_palloc(p, sizeof(*ids) * (apr_size_t)(n > max_rows ? n : max_rows));
+            }
+            report_gone(pu, res, ids);
+        }
+        PQclear(res);
         pu->deleted += n;
         if (n == 0) {
             break; /* none left after the cursor */

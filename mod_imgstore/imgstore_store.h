@@ -129,6 +129,13 @@ typedef struct {
     apr_int64_t deleted;   /* out: rows removed, even when an error ends the pass */
     int skipped;           /* out: rows that could not be deleted in time in a batch of their own */
     int backlog;           /* out: the budget or stop ended the pass, not the lack of rows */
+    /*
+     * Optional (NULL: none): called after each batch's COMMIT with the ids
+     * (IMGSTORE_ID_BYTES each, valid during the call) of the n rows it
+     * deleted, so a cache can drop them; never for a batch rolled back.
+     */
+    void (*gone)(void *ctx, const unsigned char *const *ids, int n);
+    void *gone_ctx;
 } imgstore_store_purge_t;
 
 /*

@@ -24,6 +24,8 @@ imgstore_status_e imgstore_sweep_run(PGconn *conn, apr_pool_t *p, const imgstore
     pu.budget_ms = sw->budget_ms;
     pu.stop = sw->stop;
     pu.next_rows = sw->start_batch;
+    pu.gone = sw->gone;
+    pu.gone_ctx = sw->gone_ctx;
     st = imgstore_store_delete_expired(conn, p, sw->now, &pu, err);
     res->deleted = pu.deleted;
     res->skipped = pu.skipped;

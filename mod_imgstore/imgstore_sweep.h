@@ -25,6 +25,9 @@ typedef struct {
     apr_int64_t budget_ms;
     const int *stop;       /* set by another thread: end after the batch in hand; may be NULL */
     apr_int64_t max_total; /* ImgStoreMaxTotal, 0 = off: recount the live total when on */
+    /* Optional: told the ids of each committed batch (imgstore_store_purge_t.gone). */
+    void (*gone)(void *ctx, const unsigned char *const *ids, int n);
+    void *gone_ctx;
 } imgstore_sweep_t;
 
 typedef struct {

@@ -52,11 +52,13 @@ typedef struct {
     apr_size_t max_object;     /* the largest value this cache takes */
     struct ap_socache_hints hints;
     server_rec *s; /* the server that configured it */
+    int local;     /* in this host's memory (shmcb): cleanup drops the rows it deletes */
 } cache_t;
 
 /* Per configuration cycle, rebuilt on every (re)start: server_rec * -> cache_t * */
 static apr_hash_t *configured; /* as the directives named them */
 static apr_hash_t *effective;  /* after post_config: every server, vhosts inheriting */
+static int any_local;          /* after post_config: some cache is local (shmcb) */
 
 static cache_t *cache_of(const server_rec *s)
 {
@@ -118,6 +120,7 @@ const char *imgstore_cache_cmd(cmd_parms *cmd, void *dummy, const char *arg)
         }
         c->hints.avg_obj_size = hint;
         c->max_object = size / n / 2;
+        c->local = 1;
     } else if (strcmp(name, "memcache") == 0 || strcmp(name, "redis") == 0) {
         c->hints.avg_obj_size = HINT_OBJECT_SIZE;
         c->max_object = NETWORK_MAX_OBJECT;
@@ -149,6 +152,7 @@ static int cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 {
     configured = NULL;
     effective = NULL;
+    any_local = 0;
     return ap_mutex_register(pconf, CACHE_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
@@ -180,6 +184,7 @@ static int cache_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
             apr_pool_cleanup_register(pconf, c, cache_destroy, apr_pool_cleanup_null);
+            any_local |= c->local;
             if (c->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
                 rv = ap_global_mutex_create(&c->mutex, NULL, CACHE_MUTEX_TYPE, apr_itoa(ptemp, n++),
                                             vs, pconf, 0);
@@ -350,6 +355,34 @@ void imgstore_cache_remove(server_rec *s, apr_pool_t *p, const unsigned char *id
 
     if (c != NULL && cache_lock(c, s)) {
         c->provider->remove(c->instance, s, id, IMGSTORE_ID_BYTES, p);
+        cache_unlock(c);
+    }
+}
+
+int imgstore_cache_local_any(void)
+{
+    return any_local;
+}
+
+void imgstore_cache_purge_local(void *ctx, const unsigned char *const *ids, int n)
+{
+    apr_pool_t *p = ctx;
+    apr_hash_index_t *hi;
+    int i;
+
+    if (!any_local) {
+        return;
+    }
+    /* Each cache once, under its mutex once for the whole batch. */
+    for (hi = apr_hash_first(p, configured); hi != NULL; hi = apr_hash_next(hi)) {
+        cache_t *c = apr_hash_this_val(hi);
+
+        if (!c->local || c->instance == NULL || !cache_lock(c, c->s)) {
+            continue;
+        }
+        for (i = 0; i < n; i++) {
+            c->provider->remove(c->instance, c->s, ids[i], IMGSTORE_ID_BYTES, p);
+        }
         cache_unlock(c);
     }
 }

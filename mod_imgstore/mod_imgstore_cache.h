@@ -39,4 +39,21 @@ imgstore_status_e imgstore_cache_get(server_rec *s, apr_pool_t *p, const unsigne
 /* Drop this host's copy of the row with this id (deleted, last view, not live). */
 void imgstore_cache_remove(server_rec *s, apr_pool_t *p, const unsigned char *id);
 
+/*
+ * Whether this host has a local cache (shmcb) that cleanup must tell of the
+ * rows it deletes. Network caches (memcache, redis) are left out: their
+ * entries expire by the image's own expiry, so the provider drops them at
+ * the second the row expires, and a round trip per deleted row would only
+ * stretch the pass.
+ */
+int imgstore_cache_local_any(void);
+
+/*
+ * Drop these ids (IMGSTORE_ID_BYTES each) from every local cache of the
+ * configuration, whichever server uses it: cleanup serves a database, not a
+ * server, and an id a cache does not hold is simply not there.
+ * Matches imgstore_store_purge_t.gone; ctx is a pool.
+ */
+void imgstore_cache_purge_local(void *ctx, const unsigned char *const *ids, int n);
+
 #endif

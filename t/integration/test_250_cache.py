@@ -280,3 +280,33 @@ def test_262_hosts_sharing_a_network_cache(pg, make_httpd, provider):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_263_cleanup_drops_the_rows_it_deletes_from_the_shmcb_cache(pg, make_httpd):
+    """Cleanup removes each row it deletes from the host's shmcb cache, as delete and last
+    view do. Seen through a row put back after the pass: the cache entry (still within its
+    own expiry) would be a hit had cleanup left it there; it is a miss."""
+    db = pg.create_db("cache")
+    h = make_httpd(extra=cache_conf(extra="ImgStoreCleanupInterval 1h\n"), dbname=db)
+    hash_, data = upload(h)
+    assert fetch(h, hash_).content == data
+    assert counters(h)["CacheHits"] == 1                # cached at upload
+    # Expired in the database only: the cache entry keeps the image's real expiry.
+    where = "WHERE id = %s" % sql_id(hash_)
+    pg.psql("CREATE TABLE saved AS SELECT * FROM imgstore_images " + where, db=db)
+    pg.psql("UPDATE imgstore_images SET created_at = created_at - 86400,"
+            " expires_at = extract(epoch FROM now())::bigint - 60 " + where, db=db)
+    c = h.get("/cleanup")
+    assert c.status_code == 200 and c.json()["deleted"] == 1, c.text
+    assert pg.psql("SELECT count(*) FROM imgstore_images " + where, db=db) == "0"
+    # The row is back, live as before: only the cache can tell whether cleanup touched it.
+    pg.psql("INSERT INTO imgstore_images SELECT * FROM saved", db=db)
+    before = counters(h)
+    g = fetch(h, hash_)
+    assert g.status_code == 200 and g.content == data
+    after = counters(h)
+    assert after["CacheHits"] == before["CacheHits"], "cleanup left the row in the cache"
+    assert after["CacheMisses"] == before["CacheMisses"] + 1
+    # The miss filled the cache again.
+    assert fetch(h, hash_).content == data
+    assert counters(h)["CacheHits"] == after["CacheHits"] + 1
