@@ -8,8 +8,8 @@ import time
 import harness
 from report import fmt_errors, mb
 from sampling import Sampler, httpd_children_rss
-from settings import (BENCH_KEY_ID, PG_MALLOC_ENV, EXTRA_CONF, FAR_FUTURE, PROFILES, SIZES, VARIANTS,
-                      _cleanups, check_deadline, log)
+from settings import (BENCH_KEY_ID, PG_MALLOC_ENV, EXTRA_CONF, FAR_FUTURE, MIXED_CONF, PROFILES,
+                      SIZES, VARIANTS, _cleanups, check_deadline, log)
 from tools import (DB, cache_counters, cleanup_until_done, make_images, openssl_speed, pg_postmaster_pid,
                    pg_setup_bench_objects, pg_tune_for_bench, pgbench, session, size_class,
                    upload_many, verify_sample, wrk)
@@ -96,9 +96,10 @@ class Bench:
         return r
 
     # A "load" is a function of a duration that runs wrk and returns its figures.
-    def get_load(self, prefix, hashfile, conns, stop_when=None, server=None):
+    def get_load(self, prefix, hashfile, conns, stop_when=None, server=None, random=False):
         server = server or self.h
-        return lambda d: wrk(server.url(""), "get.lua", [hashfile, prefix], conns, d, stop_when)
+        args = [hashfile, prefix] + (["random"] if random else [])
+        return lambda d: wrk(server.url(""), "get.lua", args, conns, d, stop_when)
 
     def post_load(self, image, conns):
         return lambda d: wrk(self.h.url("/upload"), "post.lua", [image], conns, d)
@@ -131,6 +132,26 @@ class Bench:
         with open(hashfile, "w") as f:
             f.write("".join(hash_ + "\n" for hash_, _ in stored))
         return stored, hashfile
+
+    def start_mixed(self, label, stored):
+        """A third Apache on the same database and key whose shmcb holds about half of
+        this size's stored images: GETs picked at random then hit the cache about half
+        the time and read the database otherwise (each miss refills the cache, evicting
+        another image), a steady mix that the hit ratio of the run shows. shmcb's room is
+        bounded twice: by bytes, and by index slots (one per 64 KiB of its size, as the
+        module hints it for images), so small images need the larger size."""
+        count = len(stored)
+        image = max(os.path.getsize(path) for _, path in stored)
+        size = max(count * (image + 256) // 2, count // 2 * (64 * 1024 + 64))
+        conf = EXTRA_CONF + MIXED_CONF % size
+        mixed = harness.Httpd(self.pg, extra=conf, defines=["IMGSTORE_RUN"],
+                              keyfile=self.h.keyfile)
+        _cleanups.append(lambda: (mixed.stop(), shutil.rmtree(mixed.dir, True)))
+        mixed.start()
+        log("size %s: Apache with a %s shmcb (half the images) port %d" % (
+            label, mb(size), mixed.port))
+        self.extra.setdefault("mixed_cache_bytes", {})[label] = size
+        return mixed
 
     def insert_select_rows(self, label, count):
         """`count` rows of this size for the pgbench SELECT ceiling, ids sha256(n)."""
@@ -170,17 +191,23 @@ class Bench:
         # The cache of the second Apache holds every stored image before its runs.
         for hash_, _ in stored:
             session().get(self.hot.url("/image/" + hash_), timeout=30)
+        mixed = self.start_mixed(label, stored)
         # The sendfile run needs no warm-up of its own: it follows the other two at the
-        # same concurrency, on the same files.
+        # same concurrency, on the same files. The mixed run's warm-up brings its cache
+        # to the steady state of random picks.
         for c in self.p["conns"]:
-            for kind, prefix, memory, warm, server in (
-                    ("static_get", "/static/", False, True, self.h),
-                    ("module_get", "/image/", True, True, self.h),
-                    ("module_get_hot", "/image/", True, True, self.hot),
-                    ("static_sendfile_get", "/static-sendfile/", False, False, self.h)):
+            for kind, prefix, memory, warm, server, random in (
+                    ("static_get", "/static/", False, True, self.h, False),
+                    ("module_get", "/image/", True, True, self.h, False),
+                    ("module_get_hot", "/image/", True, True, self.hot, False),
+                    ("module_get_mixed", "/image/", True, True, mixed, True),
+                    ("static_sendfile_get", "/static-sendfile/", False, False, self.h, False)):
                 self.warm_and_record(kind, label, c,
-                                     self.get_load(prefix, hashfile, c, server=server),
+                                     self.get_load(prefix, hashfile, c, server=server,
+                                                   random=random),
                                      memory=memory, warm=warm, server=server)
+        self.extra.setdefault("httpd_unexpected_log_lines", []).extend(mixed.finish())
+        shutil.rmtree(mixed.dir, True)
         self.extra.setdefault("verify", {})[label] = {
             "module": verify_sample(self.h, stored, "/image/"),
             "static": verify_sample(self.h, stored, "/static/")}
@@ -287,6 +314,7 @@ class Bench:
             if label == "100k":
                 # Growth and cleanup reuse the 100 KB images just stored.
                 self.growth_phase(hashfile)
-        self.extra["httpd_unexpected_log_lines"] = self.h.judge() + self.hot.judge()
+        self.extra.setdefault("httpd_unexpected_log_lines", []).extend(
+            self.h.judge() + self.hot.judge())
 
 

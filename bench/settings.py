@@ -68,6 +68,12 @@ ImgStoreCleanupInterval 24h
 </Location>
 """
 
+# The mixed-retrieval Apache (phases.start_mixed): a cache of %d bytes.
+MIXED_CONF = """
+LoadModule socache_shmcb_module ${IMGSTORE_MODDIR}/mod_socache_shmcb.so
+ImgStoreCache shmcb:${IMGSTORE_STATE}/run/imgstore-mixed-cache(%d)
+"""
+
 T0 = time.monotonic()
 
 
