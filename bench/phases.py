@@ -22,7 +22,12 @@ class Bench:
     """One run of a profile: the servers, the measurements in order, the extras."""
 
     def __init__(self, profile, tmp):
-        self.p = PROFILES[profile]
+        self.p = dict(PROFILES[profile])
+        # For one's own loop: BENCH_SIZES=100k,1m BENCH_CONNS=64 bench/run --quick
+        for key, env in (("sizes", "BENCH_SIZES"), ("conns", "BENCH_CONNS")):
+            if os.environ.get(env):
+                self.p[key] = [v if key == "sizes" else int(v)
+                               for v in os.environ[env].split(",")]
         self.profile = profile
         self.tmp = tmp
         self.runs = []       # every measurement, in order
