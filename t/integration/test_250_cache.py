@@ -310,3 +310,38 @@ def test_263_cleanup_drops_the_rows_it_deletes_from_the_shmcb_cache(pg, make_htt
     # The miss filled the cache again.
     assert fetch(h, hash_).content == data
     assert counters(h)["CacheHits"] == after["CacheHits"] + 1
+
+
+def _mutex_files(pid):
+    """What the process's open files that hold the cache's mutex point at."""
+    out = []
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if "imgstore-cache" in target:
+            out.append(target)
+    return out
+
+
+@pytest.mark.parametrize("mutex", ["default", "pthread"])
+def test_264_the_cache_mutex_is_fcntl_unless_the_mutex_directive_says_otherwise(make_httpd, mutex):
+    """fcntl by default (APR's default, a priority-inheriting pthread mutex, queued the
+    hot path: README, "64 connections"): each child holds the lock file, created in
+    DefaultRuntimeDir and unlinked at once; with Mutex pthread there is no file at all."""
+    extra = "" if mutex == "default" else "Mutex pthread imgstore-cache\n"
+    h = make_httpd(extra=cache_conf(extra=extra))
+    hash_, data = upload(h)
+    assert fetch(h, hash_).content == data
+    kids = h.children()
+    assert kids
+    for pid in kids:
+        files = _mutex_files(pid)
+        if mutex == "default":
+            run_dir = os.path.join(h.dir, "run")
+            assert files and all(f.startswith(run_dir) and f.endswith("(deleted)")
+                                 for f in files), (pid, files)
+        else:
+            assert files == [], (pid, files)
