@@ -119,6 +119,13 @@ imgstore_status_e imgstore_store_schema_version(PGconn *conn, apr_pool_t *p, int
 imgstore_status_e imgstore_store_claim_cleanup(PGconn *conn, apr_pool_t *p, apr_int64_t now,
                                                apr_int64_t interval, int force, const char **err);
 
+/*
+ * Told, after a cleanup batch's COMMIT (never for one rolled back), the ids
+ * (IMGSTORE_ID_BYTES each, valid during the call) of the n rows it deleted,
+ * so a cache can drop them.
+ */
+typedef void (*imgstore_store_gone_fn)(void *ctx, const unsigned char *const *ids, int n);
+
 /* One cleanup pass's deleting: its bounds in, what it did out. */
 typedef struct {
     int rows;              /* most rows per batch */
@@ -129,12 +136,7 @@ typedef struct {
     apr_int64_t deleted;   /* out: rows removed, even when an error ends the pass */
     int skipped;           /* out: rows that could not be deleted in time in a batch of their own */
     int backlog;           /* out: the budget or stop ended the pass, not the lack of rows */
-    /*
-     * Optional (NULL: none): called after each batch's COMMIT with the ids
-     * (IMGSTORE_ID_BYTES each, valid during the call) of the n rows it
-     * deleted, so a cache can drop them; never for a batch rolled back.
-     */
-    void (*gone)(void *ctx, const unsigned char *const *ids, int n);
+    imgstore_store_gone_fn gone; /* optional (NULL: none), called with gone_ctx */
     void *gone_ctx;
 } imgstore_store_purge_t;
 

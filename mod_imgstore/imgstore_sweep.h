@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "imgstore_status.h"
+#include "imgstore_store.h"
 
 typedef struct {
     apr_int64_t now;         /* epoch seconds */
@@ -25,8 +26,7 @@ typedef struct {
     apr_int64_t budget_ms;
     const int *stop;       /* set by another thread: end after the batch in hand; may be NULL */
     apr_int64_t max_total; /* ImgStoreMaxTotal, 0 = off: recount the live total when on */
-    /* Optional: told the ids of each committed batch (imgstore_store_purge_t.gone). */
-    void (*gone)(void *ctx, const unsigned char *const *ids, int n);
+    imgstore_store_gone_fn gone; /* optional: told the ids of each committed batch */
     void *gone_ctx;
 } imgstore_sweep_t;
 

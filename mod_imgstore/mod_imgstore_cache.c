@@ -158,7 +158,7 @@ static int cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
      * pthread mutex): a PI mutex is handed to the next waiter, which must
      * first be scheduled, so under contention the lock sits idle while its new
      * owner waits for a core. fcntl (APR puts a thread mutex in front of it in
-     * each child) measured +21% hot retrievals at 100 KB, 16 connections (README,
+     * each child) measured +33% hot retrievals at 100 KB, 16 connections (README,
      * "64 connections"); it is released when its process dies and leaves no
      * IPC object behind. Mutex imgstore-cache ... overrides it.
      */
@@ -379,9 +379,6 @@ void imgstore_cache_purge_local(void *ctx, const unsigned char *const *ids, int 
     apr_hash_index_t *hi;
     int i;
 
-    if (!any_local) {
-        return;
-    }
     /* Each cache once, under its mutex once for the whole batch. */
     for (hi = apr_hash_first(p, configured); hi != NULL; hi = apr_hash_next(hi)) {
         cache_t *c = apr_hash_this_val(hi);

@@ -52,7 +52,8 @@ int imgstore_cache_local_any(void);
  * Drop these ids (IMGSTORE_ID_BYTES each) from every local cache of the
  * configuration, whichever server uses it: cleanup serves a database, not a
  * server, and an id a cache does not hold is simply not there.
- * Matches imgstore_store_purge_t.gone; ctx is a pool.
+ * An imgstore_store_gone_fn; ctx is a pool. Called only when
+ * imgstore_cache_local_any().
  */
 void imgstore_cache_purge_local(void *ctx, const unsigned char *const *ids, int n);
 

@@ -94,13 +94,7 @@ static imgstore_status_e run_pass(server_rec *s, apr_pool_t *p, int force, apr_i
     /* A stopping child ends the pass after the batch in hand (see child_stopping). */
     b.sweep.stop = &cl.stopping;
     b.sweep.max_total = set->max_total;
-    /*
-     * Rows deleted here leave this host's shmcb caches too, as on delete and
-     * last view: no cache keeps a row the database no longer has. Network
-     * caches (memcache, redis) are not told: their entries carry the image's
-     * expiry as TTL, so the provider dropped them at that same second, and a
-     * round trip per deleted row would only stretch the pass.
-     */
+    /* Rows deleted here leave this host's shmcb caches too, as on delete and last view. */
     if (imgstore_cache_local_any()) {
         b.sweep.gone = imgstore_cache_purge_local;
         b.sweep.gone_ctx = p;

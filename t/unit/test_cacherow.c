@@ -8,28 +8,10 @@
 
 #include "imgstore_cacherow.h"
 #include "imgstore_image.h"
-
-static apr_pool_t *pool;
-static imgstore_keyring_t *kr;
+#include "unit_keyring.h"
 
 #define NOW (apr_time_from_sec(1700000000))
 #define LEN 1000
-
-static void setup(void)
-{
-    unsigned char master[IMGSTORE_MASTER_KEY_BYTES];
-
-    apr_pool_create(&pool, NULL);
-    kr = imgstore_keyring_create(pool);
-    ck_assert_ptr_nonnull(kr);
-    memset(master, 0x42, sizeof(master));
-    ck_assert_ptr_null(imgstore_keyring_add(kr, 3, master));
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-}
 
 static unsigned char plain[LEN];
 

@@ -6,28 +6,10 @@
 #include <apr_general.h>
 
 #include "imgstore_image.h"
-
-static apr_pool_t *pool;
-static imgstore_keyring_t *kr;
+#include "unit_keyring.h"
 
 #define NOW (apr_time_from_sec(1700000000) + 250000) /* a quarter second past a second */
 #define LEN 1000
-
-static void setup(void)
-{
-    unsigned char master[IMGSTORE_MASTER_KEY_BYTES];
-
-    apr_pool_create(&pool, NULL);
-    kr = imgstore_keyring_create(pool);
-    ck_assert_ptr_nonnull(kr);
-    memset(master, 0x42, sizeof(master));
-    ck_assert_ptr_null(imgstore_keyring_add(kr, 3, master));
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-}
 
 /* An image of LEN bytes sealed under key 3 for ttl seconds; buf keeps room for the tag. */
 static void seal(imgstore_sealed_t *sealed, unsigned char *buf, apr_int64_t ttl)
