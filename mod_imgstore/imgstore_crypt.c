@@ -11,6 +11,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "imgstore_bigbuf.h"
 #include "imgstore_bytes.h"
 
 #define PRK_BYTES 32
@@ -274,7 +275,7 @@ imgstore_crypt_open(const imgstore_keyring_t *kr, const unsigned char token[IMGS
     OPENSSL_cleanse(key, sizeof(key));
     if (st != IMGSTORE_OK) {
         /* Never leave unauthenticated plaintext behind. */
-        OPENSSL_cleanse(out, len);
+        imgstore_wipe(out, len);
     }
     return st;
 }

@@ -52,6 +52,7 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 
+#include "imgstore_bigbuf.h"
 #include "imgstore_bytes.h"
 #include "imgstore_multipart.h"
 
@@ -128,15 +129,6 @@ static apr_size_t sat_add(apr_size_t a, apr_size_t b)
     return a > APR_SIZE_MAX - b ? APR_SIZE_MAX : a + b;
 }
 
-static void wipe(void *p, apr_size_t n)
-{
-    memset(p, 0, n);
-#if defined(__GNUC__)
-    /* Keep the compiler from dropping the memset as a dead store before free(). */
-    __asm__ __volatile__("" : : "r"(p) : "memory");
-#endif
-}
-
 /* What may hold file bytes: what was written, and the tailroom the caller may fill. */
 static apr_size_t file_used(const imgstore_multipart_t *mp)
 {
@@ -148,7 +140,7 @@ static apr_size_t file_used(const imgstore_multipart_t *mp)
 static void file_release(imgstore_multipart_t *mp)
 {
     if (mp->buf) {
-        wipe(mp->buf, file_used(mp));
+        imgstore_wipe(mp->buf, file_used(mp));
         free(mp->buf);
         mp->buf = NULL;
     }
@@ -248,7 +240,7 @@ static imgstore_mp_status_e file_append(imgstore_multipart_t *mp, const unsigned
             return IMGSTORE_MP_ERR_NOMEM;
         }
         memcpy(nbuf, mp->buf, mp->len);
-        wipe(mp->buf, mp->len);
+        imgstore_wipe(mp->buf, mp->len);
         free(mp->buf);
         mp->buf = nbuf;
         mp->cap = ncap;

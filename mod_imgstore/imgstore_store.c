@@ -6,6 +6,7 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
+#include "imgstore_bigbuf.h"
 #include "imgstore_bytes.h"
 #include "imgstore_stmt.h"
 
@@ -384,10 +385,9 @@ imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgst
 
 void imgstore_store_fetched_free(imgstore_fetched_t *f)
 {
-    if (f->buf != NULL) {
-        free(f->buf);
-        f->buf = NULL;
-    }
+    imgstore_bigbuf_put(f->buf, f->used);
+    f->buf = NULL;
+    f->used = 0;
     if (f->res != NULL) {
         PQclear(f->res);
         f->res = NULL;
@@ -403,7 +403,8 @@ static imgstore_status_e fetch_slices(PGconn *conn, apr_pool_t *p, const unsigne
     const char *values[3] = {(const char *)id, (const char *)from_be, (const char *)len_be};
     apr_size_t off;
 
-    f->buf = malloc(total);
+    f->buf = imgstore_bigbuf_get(total);
+    f->used = total;
     if (f->buf == NULL) {
         *err = "out of memory for the image";
         return IMGSTORE_ERROR;
@@ -455,6 +456,7 @@ imgstore_status_e imgstore_store_fetch(PGconn *conn, apr_pool_t *p, const unsign
 
     f->res = NULL;
     f->buf = NULL;
+    f->used = 0;
     imgstore_put_be64(now_be, now);
     imgstore_put_be64(max_be, max_ciphertext);
     imgstore_put_be64(slice_be, IMGSTORE_STORE_SLICE);

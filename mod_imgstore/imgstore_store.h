@@ -56,10 +56,14 @@ typedef struct {
 imgstore_status_e imgstore_store_insert(PGconn *conn, apr_pool_t *p, const imgstore_row_t *row,
                                         apr_int64_t max_total, const char **err);
 
-/* What a fetch holds: the result, and the ciphertext when it took more than one slice. */
+/*
+ * What a fetch holds: the result, and the ciphertext when it took more than
+ * one slice (or came from the cache).
+ */
 typedef struct {
     PGresult *res;
-    unsigned char *buf; /* malloc()ed, or NULL: the ciphertext is in res */
+    unsigned char *buf; /* from imgstore_bigbuf_get(), or NULL: the ciphertext is in res */
+    apr_size_t used;    /* the bytes of buf written */
 } imgstore_fetched_t;
 
 /* Free what a fetch holds (either member may be NULL already). */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imgstore_bigbuf.h"
 #include "imgstore_cacherow.h"
 #include "imgstore_token.h"
 #include "mod_imgstore_status.h"
@@ -296,13 +297,14 @@ void imgstore_cache_put(server_rec *s, apr_pool_t *p, const imgstore_row_t *row)
     }
 }
 
-/* One lookup into a buffer of cap bytes (f->buf, malloc()ed); APR_SUCCESS with *len set. */
+/* One lookup into a buffer of cap bytes (f->buf); APR_SUCCESS with *len set. */
 static apr_status_t retrieve(cache_t *c, server_rec *s, apr_pool_t *p, const unsigned char *id,
                              apr_size_t cap, imgstore_fetched_t *f, unsigned int *len)
 {
     apr_status_t rv;
 
-    f->buf = malloc(cap);
+    f->buf = imgstore_bigbuf_get(cap);
+    f->used = 0;
     if (f->buf == NULL || !cache_lock(c, s)) {
         imgstore_store_fetched_free(f);
         return APR_ENOMEM;
@@ -314,6 +316,7 @@ static apr_status_t retrieve(cache_t *c, server_rec *s, apr_pool_t *p, const uns
         imgstore_store_fetched_free(f);
         return rv != APR_SUCCESS ? rv : APR_ENOSPC;
     }
+    f->used = *len;
     return APR_SUCCESS;
 }
 
@@ -328,6 +331,7 @@ imgstore_status_e imgstore_cache_get(server_rec *s, apr_pool_t *p, const unsigne
 
     f->res = NULL;
     f->buf = NULL;
+    f->used = 0;
     if (c == NULL) {
         return IMGSTORE_NOTFOUND;
     }

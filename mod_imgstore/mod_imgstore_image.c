@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "imgstore_bigbuf.h"
 #include "imgstore_image.h"
 #include "mod_imgstore_cache.h"
 #include "mod_imgstore_db.h"
@@ -58,7 +59,7 @@ static void image_bucket_destroy(void *data)
     image_bucket_t *b = data;
 
     if (apr_bucket_shared_destroy(b)) {
-        OPENSSL_cleanse(b->base, b->len);
+        imgstore_wipe(b->base, b->len);
         imgstore_store_fetched_free(&b->fetched);
         apr_bucket_free(b);
     }
@@ -101,7 +102,7 @@ static apr_bucket *image_bucket_create(const imgstore_fetched_t *fetched, const 
 static void discard_fetched(fetch_baton_t *b)
 {
     if (b->plain != NULL) {
-        OPENSSL_cleanse((void *)b->plain, b->plain_len);
+        imgstore_wipe((void *)b->plain, b->plain_len);
     }
     imgstore_store_fetched_free(&b->fetched);
 }

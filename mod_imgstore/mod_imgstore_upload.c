@@ -16,6 +16,7 @@
 
 #include <openssl/crypto.h>
 
+#include "imgstore_bigbuf.h"
 #include "imgstore_image.h"
 #include "imgstore_json.h"
 #include "imgstore_multipart.h"
@@ -69,7 +70,7 @@ static apr_status_t raw_free(void *data)
     raw_body_t *rb = data;
 
     if (rb->buf != NULL) {
-        OPENSSL_cleanse(rb->buf, rb->cap);
+        imgstore_wipe(rb->buf, rb->cap);
         free(rb->buf);
         rb->buf = NULL;
     }
