@@ -1,13 +1,12 @@
 /* Image buffers kept for reuse (see imgstore_bigbuf.h). */
 #include "imgstore_bigbuf.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
-#include <apr_thread_mutex.h>
-
 /*
- * In front of every buffer: 64 bytes, so the caller's bytes keep malloc()'s
- * page alignment plus a cache line.
+ * In front of every buffer: 64 bytes, so the caller's bytes start on a
+ * cache line of the head (malloc() aligns the head to 16).
  */
 typedef struct head_s {
     struct head_s *next;
@@ -19,9 +18,15 @@ typedef struct head_s {
 
 typedef char head_fits[sizeof(head_t) <= HEAD_BYTES ? 1 : -1];
 
+/*
+ * A static lock, never destroyed: a bucket may give its buffer back on any
+ * thread at any time, even while the child's pool is being cleaned up.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct {
-    apr_thread_mutex_t *mutex; /* NULL: not keeping */
-    head_t *kept;              /* most recently given back first */
+    int on;       /* keeping now */
+    head_t *kept; /* most recently given back first */
     int count, max_count;
     apr_size_t bytes, max_bytes, max_each;
 } keeper;
@@ -37,14 +42,13 @@ static apr_status_t stop_keeping(void *data)
 
     (void)data;
     /* The child is exiting: from here on get and put are malloc() and free(). */
-    apr_thread_mutex_lock(keeper.mutex);
+    pthread_mutex_lock(&lock);
     kept = keeper.kept;
     keeper.kept = NULL;
     keeper.count = 0;
     keeper.bytes = 0;
-    apr_thread_mutex_unlock(keeper.mutex);
-    /* Worker threads are joined before the child's pool goes: none is using it. */
-    keeper.mutex = NULL;
+    keeper.on = 0;
+    pthread_mutex_unlock(&lock);
     while ((h = kept) != NULL) {
         kept = h->next;
         free(h);
@@ -52,24 +56,22 @@ static apr_status_t stop_keeping(void *data)
     return APR_SUCCESS;
 }
 
-apr_status_t imgstore_bigbuf_keep(apr_pool_t *p, int count, apr_size_t each, apr_size_t total)
+void imgstore_bigbuf_keep(apr_pool_t *p, int count, apr_size_t each, apr_size_t total)
 {
-    apr_thread_mutex_t *mutex;
-    apr_status_t rv;
+    int was_on;
 
-    if (keeper.mutex != NULL) {
-        return APR_SUCCESS;
+    pthread_mutex_lock(&lock);
+    was_on = keeper.on;
+    if (!was_on) {
+        keeper.max_count = count;
+        keeper.max_each = each;
+        keeper.max_bytes = total;
+        keeper.on = 1;
     }
-    rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, p);
-    if (rv != APR_SUCCESS) {
-        return rv;
+    pthread_mutex_unlock(&lock);
+    if (!was_on) {
+        apr_pool_cleanup_register(p, NULL, stop_keeping, apr_pool_cleanup_null);
     }
-    keeper.max_count = count;
-    keeper.max_each = each;
-    keeper.max_bytes = total;
-    keeper.mutex = mutex;
-    apr_pool_cleanup_register(p, NULL, stop_keeping, apr_pool_cleanup_null);
-    return APR_SUCCESS;
 }
 
 /* Take the smallest kept buffer that holds n bytes: a large one stays for a large image. */
@@ -96,9 +98,10 @@ unsigned char *imgstore_bigbuf_get(apr_size_t n)
 {
     head_t *h = NULL;
 
-    if (keeper.mutex != NULL && apr_thread_mutex_lock(keeper.mutex) == APR_SUCCESS) {
+    if (n >= IMGSTORE_BIGBUF_FROM) {
+        pthread_mutex_lock(&lock);
         h = take_kept(n);
-        apr_thread_mutex_unlock(keeper.mutex);
+        pthread_mutex_unlock(&lock);
     }
     if (h == NULL) {
         if (n > (apr_size_t)-1 - HEAD_BYTES || (h = malloc(HEAD_BYTES + n)) == NULL) {
@@ -122,16 +125,17 @@ void imgstore_bigbuf_put(unsigned char *buf, apr_size_t used)
     if (used > h->touched) {
         h->touched = used < h->cap ? used : h->cap;
     }
-    if (keeper.mutex != NULL && apr_thread_mutex_lock(keeper.mutex) == APR_SUCCESS) {
-        if (h->cap >= IMGSTORE_BIGBUF_FROM && keeper.count < keeper.max_count &&
-            h->touched <= keeper.max_each && h->touched <= keeper.max_bytes - keeper.bytes) {
+    if (h->cap >= IMGSTORE_BIGBUF_FROM) {
+        pthread_mutex_lock(&lock);
+        if (keeper.on && keeper.count < keeper.max_count && h->touched <= keeper.max_each &&
+            h->touched <= keeper.max_bytes - keeper.bytes) {
             h->next = keeper.kept;
             keeper.kept = h;
             keeper.count++;
             keeper.bytes += h->touched;
             h = NULL;
         }
-        apr_thread_mutex_unlock(keeper.mutex);
+        pthread_mutex_unlock(&lock);
     }
     if (h != NULL) {
         free(h);
@@ -140,11 +144,8 @@ void imgstore_bigbuf_put(unsigned char *buf, apr_size_t used)
 
 void imgstore_bigbuf_kept(int *count, apr_size_t *bytes)
 {
-    *count = 0;
-    *bytes = 0;
-    if (keeper.mutex != NULL && apr_thread_mutex_lock(keeper.mutex) == APR_SUCCESS) {
-        *count = keeper.count;
-        *bytes = keeper.bytes;
-        apr_thread_mutex_unlock(keeper.mutex);
-    }
+    pthread_mutex_lock(&lock);
+    *count = keeper.count;
+    *bytes = keeper.bytes;
+    pthread_mutex_unlock(&lock);
 }

@@ -31,7 +31,7 @@
  * (the parent, tests, after the child's pool is gone) get and put are plain
  * malloc() and free().
  */
-apr_status_t imgstore_bigbuf_keep(apr_pool_t *p, int count, apr_size_t each, apr_size_t total);
+void imgstore_bigbuf_keep(apr_pool_t *p, int count, apr_size_t each, apr_size_t total);
 
 /* A buffer of at least n bytes, or NULL when out of memory. */
 unsigned char *imgstore_bigbuf_get(apr_size_t n);

@@ -80,7 +80,6 @@ static int imgstore_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
 static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
-#ifdef M_MMAP_THRESHOLD
     int threaded = 0;
 
     /*
@@ -88,21 +87,21 @@ static void imgstore_child_init(apr_pool_t *pchild, server_rec *s)
      * result). glibc raises its mmap threshold after each large free, after
      * which such buffers stay in per-thread arenas: with 25 threads a child
      * kept hundreds of MB. A fixed threshold hands them back to the kernel
-     * on free, so a child's memory follows the requests in flight. Only under
-     * a threaded MPM: a prefork child (where mod_php lives) has one arena and
-     * keeps glibc's defaults, so co-hosted modules there see no change (see
-     * README, "Hosting many sites").
+     * on free, so a child's memory follows the requests in flight, but for
+     * the few image buffers it keeps. Only under a threaded MPM: a prefork
+     * child (where mod_php lives) has one arena and keeps glibc's defaults,
+     * so co-hosted modules there see no change (see README, "Hosting many
+     * sites"), and with one request at a time it has nothing to keep.
      */
     if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) == APR_SUCCESS &&
         threaded != AP_MPMQ_NOT_SUPPORTED) {
+#ifdef M_MMAP_THRESHOLD
         mallopt(M_MMAP_THRESHOLD, IMGSTORE_BIGBUF_FROM);
-    }
 #endif
-    imgstore_expiry_child_init(pchild, s);
-    rv = imgstore_bigbuf_keep(pchild, KEEP_BUFFERS, KEEP_EACH, KEEP_TOTAL);
-    if (rv == APR_SUCCESS) {
-        rv = imgstore_db_child_init(pchild, s);
+        imgstore_bigbuf_keep(pchild, KEEP_BUFFERS, KEEP_EACH, KEEP_TOTAL);
     }
+    imgstore_expiry_child_init(pchild, s);
+    rv = imgstore_db_child_init(pchild, s);
 
     if (rv == APR_SUCCESS) {
         rv = imgstore_cleanup_child_init(pchild, s);

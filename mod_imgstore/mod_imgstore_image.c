@@ -121,7 +121,9 @@ static void open_row(fetch_baton_t *b, apr_pool_t *p, const imgstore_row_t *row)
 /*
  * After the open authenticated the image, a GET of an image with a view
  * limit spends a view (the last one deletes the row). NOTFOUND: the others
- * spent the last one, or it was deleted or expired meanwhile.
+ * spent the last one, or it was deleted or expired meanwhile. On failure the
+ * image stays where it is: CONN makes imgstore_db_run() call the operation
+ * again on a fresh connection, and a hit then spends from the same image.
  */
 static imgstore_status_e spend(PGconn *conn, apr_pool_t *p, fetch_baton_t *b, int limited,
                                const char **err)
@@ -134,8 +136,6 @@ static imgstore_status_e spend(PGconn *conn, apr_pool_t *p, fetch_baton_t *b, in
     }
     st = imgstore_store_spend_view(conn, p, b->id, b->now, &left, err);
     if (st != IMGSTORE_OK) {
-        discard_fetched(b);
-        b->plain = NULL;
         return st;
     }
     b->gone = left == 0;
@@ -153,6 +153,9 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
     imgstore_row_t row;
     imgstore_status_e st;
 
+    /* A second call (the first lost its connection after the fetch) starts afresh. */
+    discard_fetched(b);
+    b->plain = NULL;
     st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &b->fetched, &row, err);
     if (st == IMGSTORE_TAMPERED) {
         /* A row no upload makes (NULLs, wrong lengths): as bad as a tag that fails. */
@@ -216,7 +219,12 @@ static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const cha
     if (imgstore_cache_enabled(r->server)) {
         imgstore_status_count(IMGSTORE_COUNTER_CACHE_MISSES, 1);
     }
-    return imgstore_db_run(r->server, r->pool, op_fetch, b, err);
+    st = imgstore_db_run(r->server, r->pool, op_fetch, b, err);
+    if (st != IMGSTORE_OK) {
+        discard_fetched(b);
+        b->plain = NULL;
+    }
+    return st;
 }
 
 int imgstore_image_handle(request_rec *r, const imgstore_dir_conf_t *dc, const char *token_text)

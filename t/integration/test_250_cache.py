@@ -345,3 +345,42 @@ def test_264_the_cache_mutex_is_fcntl_unless_the_mutex_directive_says_otherwise(
                                  for f in files), (pid, files)
         else:
             assert files == [], (pid, files)
+
+
+# The backend that runs the UPDATE spending a view terminates itself, the first time only
+# (a sequence: its value survives the aborted transaction).
+KILL_THE_FIRST_SPEND = """
+CREATE SEQUENCE spend_kills;
+CREATE FUNCTION kill_the_first_spend() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    IF nextval('spend_kills') = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER kill_the_first_spend BEFORE UPDATE ON imgstore_images
+    FOR EACH ROW EXECUTE FUNCTION kill_the_first_spend();
+"""
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["hit", "no-cache"])
+def test_265_a_connection_lost_while_spending_a_view_is_retried_with_the_same_image(
+        pg, make_httpd, cached):
+    """The connection dies in the middle of spending a view: the module asks again on a
+    fresh one and answers the image, one view spent. Before, a cache hit freed the image
+    when the first try failed and the retry answered from the freed buffer."""
+    db = pg.create_db("spend")
+    h = make_httpd(extra=cache_conf() if cached else "", dbname=db)
+    body, data = upload_with(h, {"max_views": "3"})
+    pg.psql(KILL_THE_FIRST_SPEND, db=db)
+    g = fetch(h, body["hash"])
+    assert g.status_code == 200 and g.content == data
+    # Two tries, the first killed (its UPDATE rolled back), one view spent.
+    assert pg.query("SELECT last_value FROM spend_kills", db=db) == [["2"]]
+    assert pg.query("SELECT views_left FROM imgstore_images WHERE id = %s" % sql_id(body["hash"]),
+                    db=db) == [["2"]]
+    if cached:
+        assert counters(h)["CacheHits"] == 1
+    assert fetch(h, body["hash"]).content == data
+    assert fetch(h, body["hash"]).content == data
+    assert fetch(h, body["hash"]).status_code == 404

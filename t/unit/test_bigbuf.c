@@ -63,7 +63,7 @@ START_TEST(a_large_buffer_comes_back)
 {
     unsigned char *a;
 
-    ck_assert_int_eq(imgstore_bigbuf_keep(pool, 4, 64 * MB, 16 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(pool, 4, 64 * MB, 16 * MB);
     a = get_filled(MB, 1);
     imgstore_bigbuf_put(a, MB);
     expect_kept(1, MB);
@@ -83,7 +83,7 @@ START_TEST(small_buffers_are_not_kept)
 {
     unsigned char *small, *large;
 
-    ck_assert_int_eq(imgstore_bigbuf_keep(pool, 1, 64 * MB, 16 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(pool, 1, 64 * MB, 16 * MB);
     small = get_filled(IMGSTORE_BIGBUF_FROM - 1, 3);
     imgstore_bigbuf_put(small, IMGSTORE_BIGBUF_FROM - 1);
     expect_kept(0, 0);
@@ -99,7 +99,7 @@ START_TEST(no_more_than_count_are_kept)
     unsigned char *b[3];
     int i;
 
-    ck_assert_int_eq(imgstore_bigbuf_keep(pool, 2, 64 * MB, 64 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(pool, 2, 64 * MB, 64 * MB);
     for (i = 0; i < 3; i++) {
         b[i] = get_filled(MB, i);
     }
@@ -114,7 +114,7 @@ START_TEST(touched_bytes_are_bounded)
 {
     unsigned char *a, *b, *c;
 
-    ck_assert_int_eq(imgstore_bigbuf_keep(pool, 8, 64 * MB, 3 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(pool, 8, 64 * MB, 3 * MB);
     /* Only what was written counts: a 4 MB buffer of which 1 MB was used. */
     a = imgstore_bigbuf_get(4 * MB);
     memset(a, 5, MB);
@@ -139,15 +139,18 @@ START_TEST(a_buffer_that_held_a_large_image_is_not_kept)
 {
     unsigned char *a, *b;
 
-    ck_assert_int_eq(imgstore_bigbuf_keep(pool, 8, 2 * MB, 64 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(pool, 8, 2 * MB, 64 * MB);
     a = get_filled(2 * MB, 1);
     b = get_filled(2 * MB + 1, 2);
     imgstore_bigbuf_put(a, 2 * MB);
     imgstore_bigbuf_put(b, 2 * MB + 1);
     expect_kept(1, 2 * MB);
-    /* Kept, then used for a larger image: now it goes back. */
-    a = imgstore_bigbuf_get(4 * MB);
-    ck_assert_ptr_nonnull(a);
+    /* Kept after a small image, then used for a larger one: now it goes back. */
+    a = get_filled(4 * MB, 3);
+    imgstore_bigbuf_put(a, MB);
+    expect_kept(2, 3 * MB);
+    ck_assert_ptr_eq(imgstore_bigbuf_get(4 * MB), a);
+    memset(a, 4, 3 * MB);
     imgstore_bigbuf_put(a, 3 * MB);
     expect_kept(1, 2 * MB);
 }
@@ -157,7 +160,7 @@ START_TEST(the_smallest_that_fits_is_taken)
 {
     unsigned char *big, *mid, *got;
 
-    ck_assert_int_eq(imgstore_bigbuf_keep(pool, 8, 64 * MB, 64 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(pool, 8, 64 * MB, 64 * MB);
     big = get_filled(4 * MB, 1);
     mid = get_filled(512 * 1024, 2);
     imgstore_bigbuf_put(mid, 512 * 1024);
@@ -180,12 +183,12 @@ START_TEST(nothing_is_kept_after_the_pool_goes)
     unsigned char *a;
 
     ck_assert_int_eq(apr_pool_create(&child, pool), APR_SUCCESS);
-    ck_assert_int_eq(imgstore_bigbuf_keep(child, 4, 64 * MB, 16 * MB), APR_SUCCESS);
+    imgstore_bigbuf_keep(child, 4, 64 * MB, 16 * MB);
     imgstore_bigbuf_put(get_filled(MB, 1), MB);
     expect_kept(1, MB);
     apr_pool_destroy(child);
     expect_kept(0, 0);
-    /* Still usable, as malloc() and free(); ASan reports a leak if put kept it. */
+    /* Still usable, as malloc() and free(): what is given back now is not kept. */
     a = get_filled(MB, 2);
     imgstore_bigbuf_put(a, MB);
     expect_kept(0, 0);
