@@ -304,7 +304,6 @@ static apr_status_t retrieve(cache_t *c, server_rec *s, apr_pool_t *p, const uns
     apr_status_t rv;
 
     f->buf = imgstore_bigbuf_get(cap);
-    f->used = 0;
     if (f->buf == NULL || !cache_lock(c, s)) {
         imgstore_store_fetched_free(f);
         return APR_ENOMEM;

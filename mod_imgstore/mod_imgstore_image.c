@@ -103,6 +103,7 @@ static void discard_fetched(fetch_baton_t *b)
 {
     if (b->plain != NULL) {
         imgstore_wipe((void *)b->plain, b->plain_len);
+        b->plain = NULL;
     }
     imgstore_store_fetched_free(&b->fetched);
 }
@@ -155,7 +156,6 @@ static imgstore_status_e op_fetch(PGconn *conn, apr_pool_t *p, void *baton, cons
 
     /* A second call (the first lost its connection after the fetch) starts afresh. */
     discard_fetched(b);
-    b->plain = NULL;
     st = imgstore_store_fetch(conn, p, b->id, b->now, b->max_ciphertext, &b->fetched, &row, err);
     if (st == IMGSTORE_TAMPERED) {
         /* A row no upload makes (NULLs, wrong lengths): as bad as a tag that fails. */
@@ -204,7 +204,6 @@ static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const cha
         st = imgstore_db_run(r->server, r->pool, op_hit, b, err);
         if (st != IMGSTORE_OK) {
             discard_fetched(b);
-            b->plain = NULL;
             if (st == IMGSTORE_NOTFOUND) {
                 imgstore_cache_remove(r->server, r->pool, b->id);
             }
@@ -222,7 +221,6 @@ static imgstore_status_e fetch_image(request_rec *r, fetch_baton_t *b, const cha
     st = imgstore_db_run(r->server, r->pool, op_fetch, b, err);
     if (st != IMGSTORE_OK) {
         discard_fetched(b);
-        b->plain = NULL;
     }
     return st;
 }
