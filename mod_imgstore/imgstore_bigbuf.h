@@ -1,5 +1,5 @@
 /*
- * Buffers that hold a whole image: kept for reuse, and wiped fast.
+ * Buffers that hold a whole image, kept for reuse.
  *
  * A buffer over the child's mmap threshold (mod_imgstore.c) is mapped fresh
  * by malloc() and unmapped by free(): a page fault for every 4 KB written
@@ -12,8 +12,6 @@
  */
 #ifndef IMGSTORE_BIGBUF_H
 #define IMGSTORE_BIGBUF_H
-
-#include <string.h>
 
 #include <apr_pools.h>
 
@@ -45,15 +43,5 @@ void imgstore_bigbuf_put(unsigned char *buf, apr_size_t used);
 
 /* How many buffers are kept now, and the bytes they have touched (tests, diagnostics). */
 void imgstore_bigbuf_kept(int *count, apr_size_t *bytes);
-
-/*
- * Wipe memory that held plaintext. explicit_bzero() is glibc's memset that
- * the compiler may not drop; OpenSSL 3.0's OPENSSL_cleanse() stores 8 bytes
- * at a time, 5 times slower on an image (30 against 165 GB/s here).
- */
-static inline void imgstore_wipe(void *p, apr_size_t n)
-{
-    explicit_bzero(p, n);
-}
 
 #endif

@@ -11,8 +11,8 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
-#include "imgstore_bigbuf.h"
 #include "imgstore_bytes.h"
+#include "imgstore_wipe.h"
 
 #define PRK_BYTES 32
 #define AAD_MAX (1 + 2 + IMGSTORE_ID_BYTES + 1 + 255 + 8)

@@ -52,9 +52,9 @@
 #include <apr_pools.h>
 #include <apr_strings.h>
 
-#include "imgstore_bigbuf.h"
 #include "imgstore_bytes.h"
 #include "imgstore_multipart.h"
+#include "imgstore_wipe.h"
 
 #define MP_DEFAULT_MAX_HEADER 8192
 #define MP_DEFAULT_MAX_PARTS 16

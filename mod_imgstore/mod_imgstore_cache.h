@@ -29,8 +29,9 @@ void imgstore_cache_put(server_rec *s, apr_pool_t *p, const imgstore_row_t *row)
 
 /*
  * Look up the row with this id. OK: *row points into f->buf (from
- * imgstore_bigbuf_get() and writable; give back with imgstore_store_fetched_free()). NOTFOUND: a
- * miss (also for a value that does not decode, which is then dropped).
+ * imgstore_bigbuf_get() and writable; give back with
+ * imgstore_store_fetched_free()). NOTFOUND: a miss (also for a value that
+ * does not decode, which is then dropped).
  */
 imgstore_status_e imgstore_cache_get(server_rec *s, apr_pool_t *p, const unsigned char *id,
                                      apr_int64_t max_ciphertext, imgstore_fetched_t *f,

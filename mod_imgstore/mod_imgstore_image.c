@@ -13,8 +13,8 @@
 
 #include <openssl/crypto.h>
 
-#include "imgstore_bigbuf.h"
 #include "imgstore_image.h"
+#include "imgstore_wipe.h"
 #include "mod_imgstore_cache.h"
 #include "mod_imgstore_db.h"
 #include "mod_imgstore_expiry.h"

@@ -16,13 +16,13 @@
 
 #include <openssl/crypto.h>
 
-#include "imgstore_bigbuf.h"
 #include "imgstore_image.h"
 #include "imgstore_json.h"
 #include "imgstore_multipart.h"
 #include "imgstore_pixels.h"
 #include "imgstore_strip.h"
 #include "imgstore_value.h"
+#include "imgstore_wipe.h"
 #include "mod_imgstore_db.h"
 #include "mod_imgstore_expiry.h"
 #include "mod_imgstore_response.h"

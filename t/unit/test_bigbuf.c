@@ -12,6 +12,8 @@
 #include <check.h>
 
 #include "imgstore_bigbuf.h"
+#include "imgstore_wipe.h"
+#include "unit_run.h"
 
 #define MB (1024 * 1024)
 
@@ -239,14 +241,10 @@ static Suite *bigbuf_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    int rc;
 
     apr_initialize();
-    sr = srunner_create(bigbuf_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = unit_run(bigbuf_suite());
     apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }

@@ -9,6 +9,7 @@
 #include "imgstore_cacherow.h"
 #include "imgstore_image.h"
 #include "unit_keyring.h"
+#include "unit_run.h"
 
 #define NOW (apr_time_from_sec(1700000000))
 #define LEN 1000
@@ -175,8 +176,6 @@ int main(void)
 {
     Suite *s = suite_create("cacherow");
     TCase *tc = tcase_create("cacherow");
-    SRunner *sr;
-    int failed;
 
     apr_initialize();
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -187,9 +186,5 @@ int main(void)
     tcase_add_test(tc, test_altered_framing_is_refused_and_altered_bytes_fail_to_open);
     tcase_add_test(tc, test_inconsistent_rows_are_not_encoded);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

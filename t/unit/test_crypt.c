@@ -10,6 +10,7 @@
 #include <openssl/kdf.h>
 
 #include "imgstore_crypt.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 static imgstore_keyring_t *kr;
@@ -284,8 +285,7 @@ int main(void)
 {
     Suite *s = suite_create("crypt");
     TCase *tc = tcase_create("crypt");
-    SRunner *sr;
-    int failed;
+    int rc;
 
     apr_initialize();
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -299,10 +299,7 @@ int main(void)
     tcase_add_test(tc, test_keyring_rules);
     tcase_add_test(tc, test_derivation_matches_documented_hkdf);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = unit_run(s);
     apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }

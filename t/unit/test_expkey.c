@@ -17,6 +17,7 @@
 
 #include "imgstore_expkey.h"
 #include "imgstore_image.h"
+#include "unit_run.h"
 
 /* Output of t/tools/expkey-vectors.py, pasted as is (t/unit/test_expkey_decrypt checks it). */
 /* clang-format off */
@@ -657,8 +658,7 @@ int main(void)
 {
     Suite *s = suite_create("expkey");
     TCase *tc = tcase_create("expkey");
-    SRunner *sr;
-    int failed;
+    int rc;
     char cmd[128];
 
     apr_initialize();
@@ -682,14 +682,11 @@ int main(void)
     tcase_add_test(tc, test_file_fast_forward_after_long_gap);
     tcase_add_test(tc, test_file_rewrite_interrupted_at_each_step);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = unit_run(s);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "could not remove %s\n", dir);
     }
     apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }

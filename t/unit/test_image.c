@@ -7,6 +7,7 @@
 
 #include "imgstore_image.h"
 #include "unit_keyring.h"
+#include "unit_run.h"
 
 #define NOW (apr_time_from_sec(1700000000) + 250000) /* a quarter second past a second */
 #define LEN 1000
@@ -159,8 +160,6 @@ int main(void)
 {
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("image");
-    SRunner *sr;
-    int failed;
 
     apr_initialize();
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -171,9 +170,5 @@ int main(void)
     tcase_add_test(tc, test_open_unknown_key_and_short_row);
     tcase_add_test(tc, test_wipe_clears_token_and_id);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "imgstore_json.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 
@@ -228,14 +229,10 @@ static Suite *json_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    int rc;
 
     apr_initialize();
-    sr = srunner_create(json_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = unit_run(json_suite());
     apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -12,6 +12,7 @@
 #include <apr_strings.h>
 
 #include "imgstore_keyfile.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 static char dir[] = "/tmp/imgstore-keyfile-XXXXXX";
@@ -169,8 +170,7 @@ int main(void)
 {
     Suite *s = suite_create("keyfile");
     TCase *tc = tcase_create("keyfile");
-    SRunner *sr;
-    int failed;
+    int rc;
     char cmd[128];
 
     apr_initialize();
@@ -184,14 +184,11 @@ int main(void)
     tcase_add_test(tc, test_owner_must_be_root_or_server_user);
     tcase_add_test(tc, test_symlink_to_good_file_is_checked_on_target);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = unit_run(s);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "could not remove %s\n", dir);
     }
     apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }

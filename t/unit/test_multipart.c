@@ -16,6 +16,7 @@
 #include <apr_strings.h>
 
 #include "imgstore_multipart.h"
+#include "unit_run.h"
 
 #define S(x) x, sizeof(x) - 1
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -1123,11 +1124,5 @@ static Suite *multipart_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(multipart_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(multipart_suite());
 }

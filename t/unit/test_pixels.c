@@ -13,6 +13,7 @@
 #include "imgstore_pixels.h"
 #include "imgstore_sniff.h"
 #include "unit_data.h"
+#include "unit_run.h"
 
 typedef struct {
     const char *file;
@@ -278,11 +279,5 @@ static Suite *pixels_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(pixels_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(pixels_suite());
 }

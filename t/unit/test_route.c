@@ -6,6 +6,7 @@
 #include <apr_general.h>
 
 #include "imgstore_route.h"
+#include "unit_run.h"
 
 static apr_pool_t *pool;
 
@@ -175,8 +176,6 @@ int main(void)
 {
     Suite *s = suite_create("route");
     TCase *tc = tcase_create("route");
-    SRunner *sr;
-    int failed;
 
     apr_initialize();
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -187,9 +186,5 @@ int main(void)
     tcase_add_test(tc, test_route_redact_null_and_worst_case);
     tcase_add_test(tc, test_route_redact_query);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

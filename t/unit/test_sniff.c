@@ -11,6 +11,7 @@
 
 #include "imgstore_sniff.h"
 #include "unit_data.h"
+#include "unit_run.h"
 
 typedef struct {
     const char *file;
@@ -456,11 +457,5 @@ static Suite *sniff_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sniff_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(sniff_suite());
 }

@@ -13,6 +13,7 @@
 
 #include "imgstore_stmt.h"
 #include "imgstore_store.h"
+#include "unit_run.h"
 
 #define OID_INT8 20
 
@@ -260,14 +261,6 @@ static Suite *stmt_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-
     apr_initialize();
-    sr = srunner_create(stmt_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(stmt_suite());
 }

@@ -16,6 +16,7 @@
 #include "imgstore_sniff.h"
 #include "imgstore_strip.h"
 #include "unit_data.h"
+#include "unit_run.h"
 
 #define MAX_PATTERNS 8
 
@@ -769,11 +770,5 @@ static Suite *strip_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(strip_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(strip_suite());
 }

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include "imgstore_token.h"
+#include "unit_run.h"
 
 START_TEST(test_encode_is_43_chars_of_base64url)
 {
@@ -114,8 +115,6 @@ int main(void)
 {
     Suite *s = suite_create("token");
     TCase *tc = tcase_create("token");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_encode_is_43_chars_of_base64url);
     tcase_add_test(tc, test_known_vector);
@@ -123,9 +122,5 @@ int main(void)
     tcase_add_test(tc, test_decode_refuses_non_canonical);
     tcase_add_test(tc, test_id_is_domain_separated_sha256);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(s);
 }

@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "imgstore_value.h"
+#include "unit_run.h"
 
 typedef struct {
     const char *in;
@@ -416,14 +417,10 @@ static Suite *value_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
+    int rc;
 
     apr_initialize();
-    sr = srunner_create(value_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = unit_run(value_suite());
     apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }
