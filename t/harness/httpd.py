@@ -108,6 +108,7 @@ class Httpd:
         return int(pid) if pid else None
 
     def start(self):
+        since = len(self.errors())
         rc, out = self.try_start()
         assert rc == 0, "httpd failed to start: %s\n%s" % (out, self.errors())
         deadline = time.time() + 15
@@ -121,10 +122,25 @@ class Httpd:
         self.pid = self._read_pid(deadline)
         procs.on_exit(self._cleanup)
         assert procs.wait_port(self.port), "httpd did not listen:\n" + self.errors()
+        # The parent logs its startup notices after it listens and forks the children:
+        # one that has not yet done so when start() returns would log them into the next
+        # test's judgement (a module-scoped server's first test is often that quick).
+        assert self._wait_logged(logpolicy.STARTED, since, time.time() + 30), (
+            "httpd listens but never logged its startup notices:\n" + self.errors()[since:])
         if self.dbname not in self.pg.expiry_files and os.path.exists(self.expiry_file):
             self.pg.expiry_files[self.dbname] = shutil.copy(
                 self.expiry_file, os.path.join(self.pg.dir, "expiry-%s.key" % self.dbname))
         return self
+
+    def _wait_logged(self, patterns, since, deadline):
+        """Whether every pattern matches the error log after byte `since` by `deadline`."""
+        while True:
+            text = self.errors()[since:]
+            if all(re.search(p, text) for p in patterns):
+                return True
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def children(self):
         return procs.children_of(self.pid) if self.pid else []

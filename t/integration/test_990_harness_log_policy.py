@@ -1,5 +1,7 @@
 """99x: the harness's own rules can fail: the error-log policy (harness/logpolicy.py) on
 made-up log text, and a graceful stop that hangs, on a real server."""
+import re
+
 import pytest
 
 import harness as H
@@ -69,3 +71,17 @@ def test_994_a_graceful_stop_that_hangs_fails_its_caller(pg, monkeypatch):
             h.stop()
     assert not H.pid_alive(pid), "the hung server was not stopped after all"
     httpd_mod.live.remove(h)  # judged above: its stop failed on purpose
+
+
+def test_995_start_returns_once_the_startup_notices_are_logged(pg):
+    """The parent listens, forks, and only then logs its startup notices: a start() that
+    returned at the first accepted connection let a module-scoped server's notices fall
+    into its second test's judgement (seen in CI, ASan pass, test_601)."""
+    h = H.Httpd(pg)
+    for _ in range(3):
+        since = len(h.errors())
+        h.start()
+        logged = h.errors()[since:]
+        assert re.search(r"AH00489|AH00163", logged) and "AH00094" in logged, logged
+        h.stop()
+    assert h.finish() == []
