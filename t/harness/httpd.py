@@ -125,22 +125,17 @@ class Httpd:
         # The parent logs its startup notices after it listens and forks the children:
         # one that has not yet done so when start() returns would log them into the next
         # test's judgement (a module-scoped server's first test is often that quick).
-        assert self._wait_logged(logpolicy.STARTED, since, time.time() + 30), (
+        assert procs.wait_until(lambda: self.logged_since(since, logpolicy.STARTED), 30, 0.02), (
             "httpd listens but never logged its startup notices:\n" + self.errors()[since:])
         if self.dbname not in self.pg.expiry_files and os.path.exists(self.expiry_file):
             self.pg.expiry_files[self.dbname] = shutil.copy(
                 self.expiry_file, os.path.join(self.pg.dir, "expiry-%s.key" % self.dbname))
         return self
 
-    def _wait_logged(self, patterns, since, deadline):
-        """Whether every pattern matches the error log after byte `since` by `deadline`."""
-        while True:
-            text = self.errors()[since:]
-            if all(re.search(p, text) for p in patterns):
-                return True
-            if time.time() >= deadline:
-                return False
-            time.sleep(0.02)
+    def logged_since(self, since, patterns):
+        """Whether every pattern matches the error log after character `since`."""
+        text = self.errors()[since:]
+        return all(re.search(p, text) for p in patterns)
 
     def children(self):
         return procs.children_of(self.pid) if self.pid else []
